@@ -1,0 +1,173 @@
+"""Board detection in images: ChArUco (either polarity, legacy layout) and checkerboards.
+
+Corner positions are sub-pixel, in distorted image pixels with pixel centres at integer
+coordinates (OpenCV's convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .board import BoardSpec
+
+FloatArray = NDArray[np.float64]
+
+MIN_CHARUCO_CORNERS = 6
+
+
+@dataclass
+class BoardObservation:
+    """The board corners one camera found in one frame.
+
+    Attributes:
+        frame: frame index in the camera's source.
+        ids: ``(N,)`` corner ids (see :meth:`BoardSpec.corner_points`).
+        pixels: ``(N, 2)`` sub-pixel corner positions, pixels.
+    """
+
+    frame: int
+    ids: NDArray[np.int64]
+    pixels: FloatArray
+
+
+@dataclass
+class FrameDetection:
+    """Outcome of detecting the board in one image.
+
+    Attributes:
+        observation: the accepted corners, or None.
+        reason: why the frame was rejected ('' when accepted).
+        marker_ids: ArUco marker ids seen (charuco), for diagnostics.
+        inverted: whether the markers were found with inverted polarity.
+    """
+
+    observation: BoardObservation | None
+    reason: str = ""
+    marker_ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    inverted: bool = False
+
+
+class BoardDetector:
+    """Finds one board in grayscale images.
+
+    For ChArUco boards it looks for markers of the board's stated polarity; when a frame shows
+    none, it also tries the other polarity and records that (``FrameDetection.inverted``), so a
+    board printed white-on-black is found even when its file does not say so.
+    """
+
+    def __init__(self, board: BoardSpec, try_other_polarity: bool = True) -> None:
+        self.board = board
+        self.try_other_polarity = try_other_polarity
+        if board.type == "charuco":
+            self._cv_board = board.charuco_board()
+            self._detector = self._make_charuco_detector()
+
+    def _make_charuco_detector(self) -> "cv2.aruco.CharucoDetector":
+        det = cv2.aruco.CharucoDetector(self._cv_board)
+        params = cv2.aruco.DetectorParameters()
+        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+        # One polarity per pass: inverted boards are handled by inverting the image.
+        params.detectInvertedMarker = False
+        det.setDetectorParameters(params)
+        cparams = cv2.aruco.CharucoParameters()
+        cparams.tryRefineMarkers = True
+        det.setCharucoParameters(cparams)
+        return det
+
+    def detect(self, gray: NDArray[np.uint8], frame: int = 0) -> FrameDetection:
+        """Detect the board in one ``(H, W)`` uint8 image."""
+        if gray.ndim == 3:
+            gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+        if self.board.type == "checkerboard":
+            return self._detect_checkerboard(gray, frame)
+        first = self._detect_charuco(gray, frame, self.board.inverted)
+        if first.marker_ids.size == 0 and self.try_other_polarity:
+            other = self._detect_charuco(gray, frame, not self.board.inverted)
+            if other.marker_ids.size:
+                return other
+        return first
+
+    def _detect_charuco(self, gray: NDArray[np.uint8], frame: int, inverted: bool) -> FrameDetection:
+        image = 255 - gray if inverted else gray
+        corners, ids, _, marker_ids = self._detector.detectBoard(image)
+        mids = np.zeros(0, np.int64) if marker_ids is None else np.asarray(marker_ids, np.int64).ravel()
+        if ids is None or len(ids) == 0:
+            reason = "no markers found" if mids.size == 0 else f"{mids.size} markers but no ChArUco corners"
+            return FrameDetection(None, reason, mids, inverted)
+        ids = np.asarray(ids, np.int64).ravel()
+        pix = np.asarray(corners, np.float64).reshape(-1, 2)
+        if len(ids) < MIN_CHARUCO_CORNERS:
+            return FrameDetection(None, f"only {len(ids)} corners (< {MIN_CHARUCO_CORNERS})", mids, inverted)
+        if self._cv_board.checkCharucoCornersCollinear(ids.astype(np.int32).reshape(-1, 1)):
+            return FrameDetection(None, "corners collinear", mids, inverted)
+        return FrameDetection(BoardObservation(frame, ids, pix), "", mids, inverted)
+
+    def _detect_checkerboard(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection:
+        pattern = (self.board.corners_x, self.board.corners_y)
+        image = 255 - gray if self.board.inverted else gray
+        flags = cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY | cv2.CALIB_CB_NORMALIZE_IMAGE
+        ok, corners = cv2.findChessboardCornersSB(image, pattern, flags=flags)
+        if not ok:
+            ok, corners = cv2.findChessboardCorners(
+                image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+            if not ok:
+                return FrameDetection(None, "checkerboard not found")
+            corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
+        pix = np.asarray(corners, np.float64).reshape(-1, 2)
+        ids = np.arange(len(pix), dtype=np.int64)
+        return FrameDetection(BoardObservation(frame, ids, pix))
+
+
+@dataclass
+class CameraDetections:
+    """All board detections of one camera's recording.
+
+    Attributes:
+        name: camera name.
+        image_size: ``(width, height)`` pixels.
+        n_frames: frames read.
+        observations: accepted detections, in frame order.
+        rejected: ``(frame, reason)`` for frames where the board was not accepted.
+        inverted_frames: frames where markers were found only with the other polarity than the
+            board file states.
+        marker_ids_seen: every ArUco id seen in any frame (diagnostics for a wrong board file).
+    """
+
+    name: str
+    image_size: tuple[int, int]
+    n_frames: int
+    observations: list[BoardObservation]
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    inverted_frames: list[int] = field(default_factory=list)
+    marker_ids_seen: set[int] = field(default_factory=set)
+
+    def by_frame(self) -> dict[int, BoardObservation]:
+        return {o.frame: o for o in self.observations}
+
+
+def detect_in_frames(name: str, frames, board: BoardSpec) -> CameraDetections:
+    """Detect the board in an iterable of ``(index, gray image)``."""
+    detector = BoardDetector(board)
+    obs: list[BoardObservation] = []
+    rejected: list[tuple[int, str]] = []
+    inverted: list[int] = []
+    seen: set[int] = set()
+    size = (0, 0)
+    n = 0
+    for idx, img in frames:
+        n += 1
+        size = (img.shape[1], img.shape[0])
+        res = detector.detect(img, idx)
+        seen.update(int(i) for i in res.marker_ids)
+        if res.inverted != board.inverted and res.marker_ids.size:
+            inverted.append(idx)
+        if res.observation is None:
+            rejected.append((idx, res.reason))
+        else:
+            obs.append(res.observation)
+    return CameraDetections(name, size, n, obs, rejected, inverted, seen)

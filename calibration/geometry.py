@@ -1,0 +1,129 @@
+"""Small, vectorised rigid-geometry helpers (numpy).
+
+Conventions: rotations are 3x3 matrices or Rodrigues (axis-angle) vectors in radians;
+points are row vectors, ``(..., 3)``; a world-to-camera pose maps ``X_cam = R @ X_world + t``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def rodrigues_to_matrix(rvec: FloatArray) -> FloatArray:
+    """Rotation vectors to matrices.
+
+    Args:
+        rvec: ``(..., 3)`` axis-angle vectors, radians.
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+    """
+    rvec = np.asarray(rvec, dtype=np.float64)
+    theta = np.linalg.norm(rvec, axis=-1, keepdims=True)  # (..., 1)
+    small = theta < 1e-12
+    safe_theta = np.where(small, 1.0, theta)
+    k = rvec / safe_theta
+    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
+    zeros = np.zeros_like(kx)
+    kmat = np.stack(
+        [zeros, -kz, ky, kz, zeros, -kx, -ky, kx, zeros], axis=-1
+    ).reshape(rvec.shape[:-1] + (3, 3))
+    sin = np.sin(theta)[..., None]
+    cos = np.cos(theta)[..., None]
+    eye = np.broadcast_to(np.eye(3), kmat.shape)
+    rot = eye + sin * kmat + (1.0 - cos) * (kmat @ kmat)
+    # First-order expansion for tiny angles keeps the map smooth at zero.
+    skew_small = np.stack(
+        [zeros, -rvec[..., 2], rvec[..., 1], rvec[..., 2], zeros, -rvec[..., 0],
+         -rvec[..., 1], rvec[..., 0], zeros], axis=-1
+    ).reshape(kmat.shape)
+    return np.where(small[..., None], eye + skew_small, rot)
+
+
+def matrix_to_rodrigues(rot: FloatArray) -> FloatArray:
+    """Rotation matrices to rotation vectors.
+
+    Args:
+        rot: ``(..., 3, 3)`` rotation matrices.
+    Returns:
+        ``(..., 3)`` axis-angle vectors, radians, angle in [0, pi].
+    """
+    rot = np.asarray(rot, dtype=np.float64)
+    flat = rot.reshape(-1, 3, 3)
+    out = np.empty((flat.shape[0], 3))
+    for i, r in enumerate(flat):  # cv2.Rodrigues is robust near pi; counts are small (cameras, poses)
+        import cv2
+
+        out[i] = cv2.Rodrigues(np.ascontiguousarray(r))[0].ravel()
+    return out.reshape(rot.shape[:-2] + (3,))
+
+
+def rotation_angle_deg(rot_a: FloatArray, rot_b: FloatArray) -> FloatArray:
+    """Angle of the relative rotation ``rot_a @ rot_b.T``, degrees.
+
+    Args:
+        rot_a, rot_b: ``(..., 3, 3)`` rotation matrices.
+    Returns:
+        ``(...)`` angles in degrees.
+    """
+    rel = np.asarray(rot_a) @ np.swapaxes(np.asarray(rot_b), -1, -2)
+    cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def compose(r_ab: FloatArray, t_ab: FloatArray, r_bc: FloatArray, t_bc: FloatArray
+            ) -> tuple[FloatArray, FloatArray]:
+    """Compose transforms: ``(a<-b) o (b<-c) = (a<-c)``.
+
+    Args:
+        r_ab, t_ab: ``(3, 3)``, ``(3,)`` maps points from frame b into frame a.
+        r_bc, t_bc: ``(3, 3)``, ``(3,)`` maps points from frame c into frame b.
+    Returns:
+        ``(R_ac, t_ac)``.
+    """
+    return r_ab @ r_bc, r_ab @ t_bc + t_ab
+
+
+def invert(rot: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Inverse of the rigid transform ``x -> rot @ x + t``."""
+    return rot.T, -rot.T @ t
+
+
+def average_rotations(rots: FloatArray, weights: FloatArray | None = None) -> FloatArray:
+    """Chordal L2 mean of rotations (SVD projection of the weighted sum).
+
+    Args:
+        rots: ``(N, 3, 3)``.
+        weights: ``(N,)`` non-negative, or None for equal weights.
+    Returns:
+        ``(3, 3)`` rotation.
+    """
+    w = np.ones(len(rots)) if weights is None else np.asarray(weights, dtype=np.float64)
+    m = np.einsum("n,nij->ij", w, rots)
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def rigid_align(src: FloatArray, dst: FloatArray, with_scale: bool = False
+                ) -> tuple[FloatArray, FloatArray, float]:
+    """Least-squares similarity (Umeyama) ``dst ~ s * R @ src + t``.
+
+    Args:
+        src, dst: ``(N, 3)`` corresponding points, N >= 3.
+        with_scale: also estimate the scale ``s`` (else s = 1).
+    Returns:
+        ``(R (3, 3), t (3,), s)``.
+    """
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    dm = np.diag([1.0, 1.0, d])
+    rot = u @ dm @ vt
+    scale = float(np.trace(np.diag(sig) @ dm) / (a**2).sum(1).mean()) if with_scale else 1.0
+    t = mu_d - scale * rot @ mu_s
+    return rot, t, scale

@@ -1,0 +1,118 @@
+"""A calibrated camera rig: the one object a user needs to project, triangulate and save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .camera import Camera
+from .triangulation import triangulate_dlt
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class CameraRig:
+    """An ordered set of calibrated cameras sharing one world frame (metres, Z up).
+
+    Attributes:
+        cameras: the cameras, in a fixed order; arrays indexed by camera follow it.
+        metadata: free-form provenance (how it was made, reports, world-frame description).
+    """
+
+    cameras: list[Camera]
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.cameras]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"camera names must be unique in a rig; repeated: {', '.join(dup)}")
+
+    # ----------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    def __iter__(self) -> Iterator[Camera]:
+        return iter(self.cameras)
+
+    def __getitem__(self, key: int | str) -> Camera:
+        if isinstance(key, str):
+            for cam in self.cameras:
+                if cam.name == key:
+                    return cam
+            raise KeyError(f"no camera named {key!r} in the rig (cameras: {', '.join(self.names)})")
+        return self.cameras[key]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    def subset(self, names: Iterable[str]) -> "CameraRig":
+        """A rig of the named cameras, in the given order."""
+        return CameraRig([self[n] for n in names], dict(self.metadata))
+
+    # ----------------------------------------------------------------- geometry
+    def project(self, points: FloatArray) -> FloatArray:
+        """Project world points into every camera.
+
+        Args:
+            points: ``(..., 3)`` world points, metres.
+        Returns:
+            ``(C, ..., 2)`` distorted pixels (NaN behind a camera).
+        """
+        return np.stack([cam.project(points) for cam in self.cameras])
+
+    def undistort(self, pixels: FloatArray) -> FloatArray:
+        """Per-camera undistortion: ``(C, ..., 2)`` pixels to normalised coordinates."""
+        return np.stack([cam.undistort_points(p) for cam, p in zip(self.cameras, pixels)])
+
+    def triangulate(self, pixels: FloatArray, weights: FloatArray | None = None,
+                    min_views: int = 2) -> FloatArray:
+        """Weighted DLT triangulation.
+
+        Args:
+            pixels: ``(C, ..., 2)`` distorted pixel coordinates per camera, NaN where unseen.
+            weights: ``(C, ...)`` confidences, or None.
+            min_views: minimum cameras per point.
+        Returns:
+            ``(..., 3)`` world points, metres (NaN where fewer than ``min_views`` cameras see it).
+        """
+        pixels = np.asarray(pixels, dtype=np.float64)
+        if pixels.shape[0] != len(self.cameras):
+            raise ValueError(f"expected pixels for {len(self.cameras)} cameras, got {pixels.shape[0]}")
+        lead = pixels.shape[1:-1]
+        flat = pixels.reshape(len(self.cameras), -1, 2)
+        normed = self.undistort(flat)
+        w = None if weights is None else np.asarray(weights, float).reshape(len(self.cameras), -1)
+        poses = np.stack([c.projection_matrix for c in self.cameras])
+        return triangulate_dlt(poses, normed, w, min_views).reshape(lead + (3,))
+
+    def reprojection_errors(self, points: FloatArray, pixels: FloatArray) -> FloatArray:
+        """Pixel distance between observed and reprojected points.
+
+        Args:
+            points: ``(..., 3)`` world points.
+            pixels: ``(C, ..., 2)`` observations.
+        Returns:
+            ``(C, ...)`` errors in pixels (NaN where unobserved).
+        """
+        return np.linalg.norm(self.project(points) - pixels, axis=-1)
+
+    # ----------------------------------------------------------------- files
+    def save(self, path: str | Path) -> None:
+        """Write PoseStudio's ``rig.toml`` (see :mod:`posestudio.calibration.rig_file`)."""
+        from .rig_file import write_rig
+
+        write_rig(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CameraRig":
+        """Read PoseStudio's ``rig.toml``."""
+        from .rig_file import read_rig
+
+        return read_rig(path)

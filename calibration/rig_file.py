@@ -1,0 +1,138 @@
+"""PoseStudio's own rig file, ``rig.toml`` (format version 1).
+
+Layout::
+
+    [rig]
+    format = "posestudio-rig"
+    format_version = 1
+    units = "metres; pixels; seconds"
+    world_frame = "..."           # how the world frame was set (free text)
+
+    [cameras.cam01]               # one table per camera, in rig order
+    model = "pinhole"             # or "fisheye"
+    image_size = [1920, 1080]     # width, height in pixels
+    matrix = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]
+    distortion = [k1, k2, p1, p2, k3]   # OpenCV order
+    rotation = [[...], [...], [...]]    # world-to-camera R
+    translation = [tx, ty, tz]          # world-to-camera t, metres
+    time_offset = 0.0                   # seconds the camera lags the reference clock
+
+    [metadata]                    # optional provenance (tool, date, residuals)
+
+Readers refuse a missing or newer ``format_version`` with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from .camera import Camera
+from .errors import RigFileError
+from .rig import CameraRig
+
+FORMAT_NAME = "posestudio-rig"
+FORMAT_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """Make numpy values TOML-serialisable."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def rig_to_dict(rig: CameraRig) -> dict:
+    """The TOML document of a rig, as nested dicts."""
+    cams = {}
+    for cam in rig.cameras:
+        cams[cam.name] = {
+            "model": cam.model,
+            "image_size": list(cam.image_size),
+            "matrix": cam.matrix.tolist(),
+            "distortion": cam.dist.tolist(),
+            "rotation": cam.rotation.tolist(),
+            "translation": cam.translation.tolist(),
+            "time_offset": float(cam.time_offset),
+        }
+    doc: dict[str, Any] = {
+        "rig": {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "units": "metres; pixels; seconds",
+            "world_frame": str(rig.metadata.get("world_frame", "unspecified")),
+        },
+        "cameras": cams,
+    }
+    extra = {k: v for k, v in rig.metadata.items() if k != "world_frame"}
+    if extra:
+        doc["metadata"] = _plain(extra)
+    return doc
+
+
+def write_rig(rig: CameraRig, path: str | Path) -> None:
+    """Write ``rig.toml`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(tomli_w.dumps(rig_to_dict(rig)).encode())
+    tmp.replace(path)
+
+
+def _field(table: dict, key: str, where: str, path: Path) -> Any:
+    if key not in table:
+        raise RigFileError(f"{path}: {where} has no '{key}'")
+    return table[key]
+
+
+def read_rig(path: str | Path) -> CameraRig:
+    """Read ``rig.toml``; raises :class:`RigFileError` naming the file and field on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise RigFileError(f"{path}: rig file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RigFileError(f"{path}: not a valid TOML file ({exc})") from None
+    head = doc.get("rig")
+    if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
+        raise RigFileError(f"{path}: not a PoseStudio rig file (no [rig] table with format = "
+                           f"\"{FORMAT_NAME}\"); to import another tool's file use "
+                           "'posestudio rig convert --from anipose|pose2sim|caliscope|qualisys'")
+    version = head.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RigFileError(f"{path}: rig format_version {version!r} is not supported "
+                           f"(this PoseStudio reads version {FORMAT_VERSION})")
+    cams_doc = doc.get("cameras")
+    if not isinstance(cams_doc, dict) or not cams_doc:
+        raise RigFileError(f"{path}: no [cameras.NAME] tables")
+    cameras = []
+    for name, tab in cams_doc.items():
+        where = f"[cameras.{name}]"
+        try:
+            cam = Camera(
+                name=name,
+                image_size=tuple(_field(tab, "image_size", where, path)),
+                matrix=np.array(_field(tab, "matrix", where, path), dtype=float),
+                dist=np.array(_field(tab, "distortion", where, path), dtype=float),
+                rotation=np.array(_field(tab, "rotation", where, path), dtype=float),
+                translation=np.array(_field(tab, "translation", where, path), dtype=float),
+                model=tab.get("model", "pinhole"),
+                time_offset=float(tab.get("time_offset", 0.0)),
+            )
+        except (ValueError, TypeError) as exc:
+            raise RigFileError(f"{path}: {where}: {exc}") from None
+        cameras.append(cam)
+    meta = dict(doc.get("metadata", {}))
+    meta["world_frame"] = head.get("world_frame", "unspecified")
+    return CameraRig(cameras, meta)

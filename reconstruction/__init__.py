@@ -1,0 +1,1 @@
+"""PoseStudio reconstruction."""
