@@ -151,8 +151,8 @@ class Camera:
                 und = cv2.fisheye.undistortPoints(src, self.matrix, self.dist,
                                                   criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12))
             else:
-                und = cv2.undistortPointsIter(src, self.matrix, self.dist, None, None,
-                                              (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12))
+                und = cv2.undistortPoints(src, self.matrix, self.dist, None, None, None,
+                                          (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12))
             out[ok] = und.reshape(-1, 2)
         return out.reshape(pixels.shape)
 

@@ -85,9 +85,10 @@ class BoardDetector:
         if self.board.type == "checkerboard":
             return self._detect_checkerboard(gray, frame)
         first = self._detect_charuco(gray, frame, self.board.inverted)
-        if first.marker_ids.size == 0 and self.try_other_polarity:
+        # Not only when no markers: a few false markers in the room must not hide the board.
+        if first.observation is None and self.try_other_polarity:
             other = self._detect_charuco(gray, frame, not self.board.inverted)
-            if other.marker_ids.size:
+            if other.observation is not None or other.marker_ids.size > first.marker_ids.size:
                 return other
         return first
 

@@ -1,0 +1,186 @@
+"""Batched projection of board corners with analytic Jacobians, for bundle adjustment.
+
+Everything is vectorised over N corner observations (no Python loop over points).
+
+Intrinsic vector (9,): ``fx, fy, cx, cy, d0..d4`` with ``d = k1, k2, p1, p2, k3`` (pinhole)
+or ``k1..k4`` (fisheye; d4 unused). Poses are 6-vectors: Rodrigues rotation (rad), translation (m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+N_INTRINSICS = 9
+
+
+def _skew(v: FloatArray) -> FloatArray:
+    """``(N, 3)`` -> ``(N, 3, 3)`` cross-product matrices."""
+    z = np.zeros(len(v))
+    return np.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], axis=1).reshape(-1, 3, 3)
+
+
+def rotation_matrices(rvec: FloatArray) -> FloatArray:
+    """``(N, 3)`` Rodrigues vectors -> ``(N, 3, 3)`` rotations."""
+    theta = np.linalg.norm(rvec, axis=1)
+    small = theta < 1e-10
+    th = np.where(small, 1.0, theta)
+    k = _skew(rvec / th[:, None])
+    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    rot = np.eye(3) + s * k + (1 - c) * (k @ k)
+    rot[small] = np.eye(3) + _skew(rvec[small])
+    return rot
+
+
+def rotation_derivative_factor(rvec: FloatArray, rot: FloatArray) -> FloatArray:
+    """``M(w)`` such that ``d(R v)/dw = -R [v]x M(w)`` (Gallego & Yezzi, 2015).
+
+    Args:
+        rvec: ``(K, 3)`` Rodrigues vectors; rot: ``(K, 3, 3)`` their rotations.
+    Returns:
+        ``(K, 3, 3)``: ``(w w^T + (R^T - I)[w]x) / |w|^2``, the identity at w = 0.
+    """
+    theta2 = np.einsum("ni,ni->n", rvec, rvec)
+    small = theta2 < 1e-20
+    t2 = np.where(small, 1.0, theta2)
+    m = (np.einsum("ni,nj->nij", rvec, rvec) + (np.swapaxes(rot, 1, 2) - np.eye(3)) @ _skew(rvec)) / t2[:, None, None]
+    m[small] = np.eye(3)
+    return m
+
+
+def _rotate(rot: FloatArray, v: FloatArray) -> FloatArray:
+    return np.einsum("nij,nj->ni", rot, v)
+
+
+def _rotate_jac(rot: FloatArray, m: FloatArray, v: FloatArray) -> FloatArray:
+    """``d(R v)/dw`` for per-point ``rot``, ``m`` ``(N, 3, 3)`` and ``v`` ``(N, 3)``."""
+    return -rot @ _skew(v) @ m
+
+
+def distort_with_jacobian(xy: FloatArray, d: FloatArray, fisheye: NDArray[np.bool_]
+                          ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Distort ideal normalised coordinates and differentiate.
+
+    Args:
+        xy: ``(N, 2)``; d: ``(N, 5)`` coefficients; fisheye: ``(N,)`` model flags.
+    Returns:
+        ``(xyd (N, 2), d xyd / d xy (N, 2, 2), d xyd / d d (N, 2, 5))``.
+    """
+    x, y = xy[:, 0], xy[:, 1]
+    k1, k2, p1, p2, k3 = d.T
+    r2 = x * x + y * y
+    rad = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    drad = k1 + 2 * k2 * r2 + 3 * k3 * r2**2  # d rad / d r2
+    xd = x * rad + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * rad + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    j_xy = np.empty((len(x), 2, 2))
+    j_xy[:, 0, 0] = rad + 2 * x * x * drad + 2 * p1 * y + 6 * p2 * x
+    j_xy[:, 0, 1] = 2 * x * y * drad + 2 * p1 * x + 2 * p2 * y
+    j_xy[:, 1, 0] = 2 * x * y * drad + 2 * p1 * x + 2 * p2 * y
+    j_xy[:, 1, 1] = rad + 2 * y * y * drad + 6 * p1 * y + 2 * p2 * x
+    j_d = np.empty((len(x), 2, 5))
+    j_d[:, 0] = np.stack([x * r2, x * r2**2, 2 * x * y, r2 + 2 * x * x, x * r2**3], axis=1)
+    j_d[:, 1] = np.stack([y * r2, y * r2**2, r2 + 2 * y * y, 2 * x * y, y * r2**3], axis=1)
+    out = np.stack([xd, yd], axis=1)
+    if fisheye.any():
+        f = fisheye
+        fx_, fy_ = x[f], y[f]
+        r = np.maximum(np.sqrt(r2[f]), 1e-12)
+        th = np.arctan(r)
+        t2 = th * th
+        kk = d[f, :4]
+        poly = 1 + kk[:, 0] * t2 + kk[:, 1] * t2**2 + kk[:, 2] * t2**3 + kk[:, 3] * t2**4
+        thd = th * poly
+        dthd = 1 + 3 * kk[:, 0] * t2 + 5 * kk[:, 1] * t2**2 + 7 * kk[:, 2] * t2**3 + 9 * kk[:, 3] * t2**4
+        s = thd / r
+        ds_dr = (dthd / (1 + r * r) * r - thd) / (r * r)
+        out[f] = np.stack([fx_ * s, fy_ * s], axis=1)
+        jf = np.empty((f.sum(), 2, 2))
+        jf[:, 0, 0] = s + fx_ * ds_dr * fx_ / r
+        jf[:, 0, 1] = fx_ * ds_dr * fy_ / r
+        jf[:, 1, 0] = fy_ * ds_dr * fx_ / r
+        jf[:, 1, 1] = s + fy_ * ds_dr * fy_ / r
+        j_xy[f] = jf
+        powers = np.stack([th**3, th**5, th**7, th**9, np.zeros_like(th)], axis=1) / r[:, None]
+        j_d[f] = np.stack([fx_[:, None] * powers, fy_[:, None] * powers], axis=1)
+    return out, j_xy, j_d
+
+
+@dataclass
+class CornerJacobians:
+    """Per-observation Jacobian blocks of the pixel residual (each ``(N, 2, k)``)."""
+
+    intrinsics: FloatArray  # k = 9
+    extrinsics: FloatArray  # k = 6
+    pose: FloatArray  # k = 6, the corner's own frame
+    pose_prev: FloatArray  # k = 6
+    pose_next: FloatArray  # k = 6
+    offset: FloatArray  # k = 1
+
+
+def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: FloatArray, offsets: FloatArray,
+                     camera: NDArray[np.int64], pose: NDArray[np.int64], pose_prev: NDArray[np.int64],
+                     pose_next: NDArray[np.int64], corner: FloatArray, observed: FloatArray,
+                     stencil: FloatArray, fisheye: NDArray[np.bool_], with_jacobian: bool = False
+                     ) -> tuple[FloatArray, CornerJacobians | None]:
+    """Reprojection residuals of board corners at each camera's exposure time.
+
+    The corner's world position at the camera's exposure time (frame + offset frames) is
+    ``X = X_f + offset * V`` with the finite-difference velocity
+    ``V = s0 * X_prev + s1 * X_f + s2 * X_next`` (``stencil`` = s0, s1, s2, per frame).
+
+    Args:
+        intrinsics: ``(C, 9)``; extrinsics: ``(C, 6)`` world-to-camera; poses: ``(F, 6)``
+            board-to-world; offsets: ``(C,)`` frames; fisheye: ``(C,)``.
+        camera, pose, pose_prev, pose_next: ``(N,)`` indices per observation;
+        corner: ``(N, 3)`` board frame, metres; observed: ``(N, 2)`` pixels; stencil: ``(N, 3)``.
+    Returns:
+        ``(residual (N, 2) pixels, Jacobian blocks or None)``.
+    """
+    rot_b = rotation_matrices(poses[:, :3])
+    rot_c = rotation_matrices(extrinsics[:, :3])
+    xf = _rotate(rot_b[pose], corner) + poses[pose, 3:]
+    xm = _rotate(rot_b[pose_prev], corner) + poses[pose_prev, 3:]
+    xp = _rotate(rot_b[pose_next], corner) + poses[pose_next, 3:]
+    vel = stencil[:, 0:1] * xm + stencil[:, 1:2] * xf + stencil[:, 2:3] * xp
+    delta = offsets[camera]
+    world = xf + delta[:, None] * vel
+    rc = rot_c[camera]
+    pc = _rotate(rc, world) + extrinsics[camera, 3:]
+    z = pc[:, 2]
+    xy = pc[:, :2] / z[:, None]
+    intr = intrinsics[camera]
+    xyd, jd_xy, jd_d = distort_with_jacobian(xy, intr[:, 4:], fisheye[camera])
+    fx, fy = intr[:, 0], intr[:, 1]
+    pix = np.stack([fx * xyd[:, 0] + intr[:, 2], fy * xyd[:, 1] + intr[:, 3]], axis=1)
+    res = pix - observed
+    if not with_jacobian:
+        return res, None
+    m_b = rotation_derivative_factor(poses[:, :3], rot_b)
+    m_c = rotation_derivative_factor(extrinsics[:, :3], rot_c)
+    n = len(res)
+    j_intr = np.zeros((n, 2, N_INTRINSICS))
+    j_intr[:, 0, 0] = xyd[:, 0]
+    j_intr[:, 1, 1] = xyd[:, 1]
+    j_intr[:, 0, 2] = 1.0
+    j_intr[:, 1, 3] = 1.0
+    j_intr[:, 0, 4:] = fx[:, None] * jd_d[:, 0]
+    j_intr[:, 1, 4:] = fy[:, None] * jd_d[:, 1]
+    # d pix / d pc = diag(f) . d xyd/d xy . d xy / d pc
+    dxy_dpc = np.zeros((n, 2, 3))
+    dxy_dpc[:, 0, 0] = 1 / z
+    dxy_dpc[:, 1, 1] = 1 / z
+    dxy_dpc[:, :, 2] = -xy / z[:, None]
+    dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ dxy_dpc)
+    j_ext = np.concatenate([dpix_dpc @ _rotate_jac(rc, m_c[camera], world), dpix_dpc], axis=2)
+    dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
+    coefs = (1 + delta * stencil[:, 1], delta * stencil[:, 0], delta * stencil[:, 2])
+    blocks = []
+    for idx, coef in zip((pose, pose_prev, pose_next), coefs):
+        jr = dpix_dx @ _rotate_jac(rot_b[idx], m_b[idx], corner)
+        blocks.append(np.concatenate([jr, dpix_dx], axis=2) * coef[:, None, None])
+    j_delta = dpix_dx @ vel[:, :, None]
+    return res, CornerJacobians(j_intr, j_ext, blocks[0], blocks[1], blocks[2], j_delta)

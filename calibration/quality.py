@@ -1,0 +1,90 @@
+"""Accuracy figures that need no ground truth: board-size error and corner reprojection error.
+
+Reprojection error alone cannot see a wrong scale or a rig that is consistently bent; the board
+is a ruler of known size. Triangulate its corners in every frame that two or more cameras see,
+and compare the distances between the triangulated corners with the printed board's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .board import BoardSpec
+from .detect import CameraDetections
+from .rig import CameraRig
+
+FloatArray = NDArray[np.float64]
+
+
+def stack_detections(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec
+                     ) -> tuple[FloatArray, NDArray[np.int64]]:
+    """Detections as one array, NaN where a camera did not see a corner.
+
+    Args:
+        rig: cameras; ``detections`` are matched to them by name.
+    Returns:
+        ``(pixels (C, F, K, 2), frames (F,))`` for the F frames where any camera saw the board,
+        K = board corners.
+    """
+    by_name = {d.name: d for d in detections}
+    frames = sorted({o.frame for d in detections for o in d.observations})
+    index = {f: i for i, f in enumerate(frames)}
+    pix = np.full((len(rig), len(frames), board.n_corners, 2), np.nan)
+    for c, cam in enumerate(rig.cameras):
+        det = by_name.get(cam.name)
+        if det is None:
+            continue
+        for o in det.observations:
+            pix[c, index[o.frame], o.ids] = o.pixels
+    return pix, np.asarray(frames, np.int64)
+
+
+def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec,
+                     min_views: int = 2) -> dict:
+    """Compare distances between triangulated board corners with the printed board's.
+
+    Frames are paired by index (time offsets in the rig are ignored). For every frame, every
+    corner seen by at least ``min_views`` cameras is triangulated (DLT); all pairwise distances
+    between those corners are compared with the true distances.
+
+    Returns:
+        dict with ``mean_abs_mm``, ``rms_mm``, ``median_abs_mm``, ``p95_abs_mm``, ``max_abs_mm``,
+        ``scale_error_percent`` (median relative distance error), ``pairs``, ``frames``,
+        ``reprojection_rms_px`` (of the triangulated corners in the cameras that saw them) and
+        ``reprojection_rms_px_per_camera``.
+    """
+    pix, _ = stack_detections(rig, detections, board)
+    pts = rig.triangulate(pix, min_views=min_views)  # (F, K, 3)
+    truth = board.corner_distances()  # (K, K)
+    ok = np.isfinite(pts).all(axis=-1)  # (F, K)
+    iu = np.triu_indices(board.n_corners, k=1)
+    diff = pts[:, :, None, :] - pts[:, None, :, :]
+    dist = np.linalg.norm(diff, axis=-1)[:, iu[0], iu[1]]  # (F, P)
+    pair_ok = ok[:, iu[0]] & ok[:, iu[1]]
+    true = np.broadcast_to(truth[iu], dist.shape)
+    err = (dist - true)[pair_ok]
+    rel = ((dist - true) / true)[pair_ok]
+    frames_used = int(pair_ok.any(axis=1).sum())
+    reproj = rig.reprojection_errors(pts, pix)  # (C, F, K)
+    seen = np.isfinite(reproj) & ok[None]
+    per_cam = {cam.name: (float(np.sqrt(np.mean(reproj[c][seen[c]] ** 2))) if seen[c].any() else float("nan"))
+               for c, cam in enumerate(rig.cameras)}
+    if err.size == 0:
+        nan = float("nan")
+        return {"mean_abs_mm": nan, "rms_mm": nan, "median_abs_mm": nan, "p95_abs_mm": nan, "max_abs_mm": nan,
+                "scale_error_percent": nan, "pairs": 0, "frames": 0, "reprojection_rms_px": nan,
+                "reprojection_rms_px_per_camera": per_cam}
+    a = np.abs(err) * 1000.0
+    return {
+        "mean_abs_mm": float(a.mean()),
+        "rms_mm": float(np.sqrt(np.mean(a**2))),
+        "median_abs_mm": float(np.median(a)),
+        "p95_abs_mm": float(np.percentile(a, 95)),
+        "max_abs_mm": float(a.max()),
+        "scale_error_percent": float(np.median(rel) * 100.0),
+        "pairs": int(err.size),
+        "frames": frames_used,
+        "reprojection_rms_px": float(np.sqrt(np.mean(reproj[seen] ** 2))),
+        "reprojection_rms_px_per_camera": per_cam,
+    }

@@ -1,0 +1,115 @@
+"""``posestudio rig``: convert rig files between tools, check a rig against recorded videos."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+CONVERT_EPILOG = """example:
+  posestudio rig convert Calib.qca.txt rig.toml --to posestudio
+  posestudio rig convert rig.toml calibration.toml --to anipose
+formats read: posestudio, anipose, pose2sim, caliscope, qualisys (detected from the content when
+--from is omitted); written: posestudio, anipose, pose2sim. Lengths are converted to metres."""
+
+CHECK_EPILOG = """example:
+  posestudio rig check rig.toml videos/cam01.mp4 videos/cam02.mp4 videos/cam03.mp4 videos/cam04.mp4 \\
+      --reference cam01=calibration/extrinsics/cam01_ext.png --points points.toml --adjusted rig_video.toml
+Videos are matched to cameras by file stem (cam01.mp4 -> camera cam01). --points is a TOML file with
+cameras = [...] and [points.NAME] tables of camera = [x, y] pixels in the recorded frames;
+--reference gives a still of a camera taken at the calibrated size (same scene)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``rig convert`` and ``rig check``."""
+    parser = subparsers.add_parser("rig", help="convert rig files; check a rig against videos",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="rig_command", metavar="ACTION")
+    conv = sub.add_parser("convert", help="convert a rig file to another format",
+                          epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    conv.add_argument("input", type=Path, help="rig file to read")
+    conv.add_argument("output", type=Path, help="file to write")
+    conv.add_argument("--to", required=True, choices=("posestudio", "anipose", "pose2sim"), help="output format")
+    conv.add_argument("--from", dest="source_format",
+                      choices=("posestudio", "anipose", "pose2sim", "caliscope", "qualisys"),
+                      help="input format (default: detect)")
+    conv.set_defaults(func=convert)
+    chk = sub.add_parser("check", help="compare a rig's image sizes with recorded videos",
+                         epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    chk.add_argument("rig", type=Path, help="rig file (any importable format)")
+    chk.add_argument("videos", type=Path, nargs="+", help="videos or image folders, named after the cameras")
+    chk.add_argument("--points", type=Path, help="TOML of points seen in several views (recorded pixels)")
+    chk.add_argument("--reference", action="append", default=[], metavar="CAM=IMAGE",
+                     help="a still of CAM at the calibrated size (repeatable)")
+    chk.add_argument("--adjusted", type=Path, help="write the adjusted rig here (PoseStudio rig.toml)")
+    chk.set_defaults(func=check)
+    parser.set_defaults(func=lambda args: parser.print_help() or 0)
+
+
+def convert(args: argparse.Namespace) -> int:
+    from posestudio.calibration.rig_formats import export_rig, import_rig
+
+    rig = import_rig(args.input, args.source_format)
+    export_rig(rig, args.output, args.to)
+    print(f"wrote {args.output} ({args.to}, {len(rig)} cameras: {', '.join(rig.names)})")
+    return 0
+
+
+class PointsFileError(ValueError):
+    """A --points file that cannot be used (message names the file)."""
+
+
+def load_points(path: Path, names: list[str]) -> np.ndarray:
+    """``(C, N, 2)`` pixels for the rig's cameras ``names`` from a points TOML (NaN where absent)."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PointsFileError(f"{path}: cannot read points TOML ({exc})") from None
+    pts = doc.get("points")
+    if not isinstance(pts, dict) or not pts:
+        raise PointsFileError(f"{path}: no [points.NAME] tables")
+    out = np.full((len(names), len(pts), 2), np.nan)
+    for j, (pname, tab) in enumerate(pts.items()):
+        for i, cam in enumerate(names):
+            if cam in tab:
+                xy = np.asarray(tab[cam], dtype=float)
+                if xy.shape != (2,):
+                    raise PointsFileError(f"{path}: [points.{pname}] {cam} must be [x, y], got {tab[cam]!r}")
+                out[i, j] = xy
+    return out
+
+
+def check(args: argparse.Namespace) -> int:
+    import cv2
+
+    from posestudio.calibration.resolution_check import explain_mismatches, source_sizes
+    from posestudio.calibration.rig_formats import import_rig
+    from posestudio.capture.sources import FrameSource
+
+    rig = import_rig(args.rig)
+    sources = {p.stem if p.is_file() else p.name: p for p in args.videos}
+    unknown = sorted(set(sources) - set(rig.names))
+    if unknown:
+        raise ValueError(f"no camera in {args.rig} for {', '.join(unknown)} (cameras: {', '.join(rig.names)}); "
+                         "name each video after its camera")
+    sizes = source_sizes(sources)
+    pixels = load_points(args.points, rig.names) if args.points else None
+    pairs = {}
+    for item in args.reference:
+        cam, sep, image = item.partition("=")
+        if not sep or cam not in sources:
+            raise ValueError(f"--reference {item!r}: expected CAM=IMAGE with CAM one of {', '.join(sources)}")
+        ref = cv2.imread(image, cv2.IMREAD_GRAYSCALE)
+        if ref is None:
+            raise ValueError(f"{image}: cannot read image")
+        _, frame = next(FrameSource.open(sources[cam]).frames(gray=True))
+        pairs[cam] = (ref, frame)
+    report = explain_mismatches(rig, sizes, pixels, pairs)
+    for line in report.lines():
+        print(line)
+    if args.adjusted and report.rig is not None:
+        report.rig.save(args.adjusted)
+        print(f"wrote adjusted rig {args.adjusted}")
+    return 1 if report.mismatches and report.rig is None else 0
