@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-posestudio", action="store_true", help="also run PoseStudio's draft calibrate_rig")
     args = ap.parse_args(argv)
 
-    print(f"peers: aniposelib {aniposelib_peer.version()}, {opencv_multiview_peer.version()} "
+    print(f"peers: aniposelib {aniposelib_peer.version()}, OpenCV {opencv_multiview_peer.version()} "
           f"({opencv_multiview_peer.signature()})")
     if not args.skip_synthetic:
         take = args.take

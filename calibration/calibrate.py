@@ -286,7 +286,10 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     if options.intrinsics_only:
         cams = [r.camera for r in intr]
         rig = CameraRig(cams, {"world_frame": "none (intrinsics only)", "tool": "posestudio calibrate"})
-        report["cameras"] = {r.camera.name: _camera_entry(r, dets[i]) for i, r in enumerate(intr)}
+        report["cameras"] = {r.camera.name: dict(_camera_entry(r, dets[i]), focal_px=list(r.camera.focal),
+                                                  principal_point_px=list(r.camera.principal_point),
+                                                  distortion=r.camera.dist.tolist())
+                              for i, r in enumerate(intr)}
         return CalibrationResult(rig, report, dets)
 
     # 2. initial extrinsics ----------------------------------------------------------------------
@@ -336,7 +339,7 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     else:
         world = default_world_frame(cams, [tb for _, tb in board_to_world.values()])
     cams = [world.apply(c) for c in cams]
-    rig = CameraRig(cams, {"world_frame": world.description, "tool": "posestudio calibrate",
+    rig = CameraRig(cams, {"world_frame": world.description, "tool": "posestudio calibrate", "fps": fps,
                            "reference_camera": names[init.root]})
 
     # 5. report --------------------------------------------------------------------------------------
@@ -376,6 +379,8 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
                             "corners": int(len(res.observations)), "board_poses": len(frames)}
     t = time.perf_counter()
     report["board_size_error"] = board_size_error(rig, dets, board)
+    if options.sync == "estimate":
+        report["board_size_error_time_aligned"] = board_size_error(rig, dets, board, time_aligned=True)
     timing["quality"] = round(time.perf_counter() - t, 3)
     warnings.extend(_coverage_warnings(dets, intr))
     return CalibrationResult(rig, report, dets)

@@ -62,6 +62,7 @@ class BoardDetector:
     def __init__(self, board: BoardSpec, try_other_polarity: bool = True) -> None:
         self.board = board
         self.try_other_polarity = try_other_polarity
+        self._polarity = board.inverted
         if board.type == "charuco":
             self._cv_board = board.charuco_board()
             self._detector = self._make_charuco_detector()
@@ -84,11 +85,15 @@ class BoardDetector:
             gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
         if self.board.type == "checkerboard":
             return self._detect_checkerboard(gray, frame)
-        first = self._detect_charuco(gray, frame, self.board.inverted)
+        # Try the polarity that last worked first, so a board file with the wrong polarity costs
+        # one extra search per camera rather than one per frame.
+        first = self._detect_charuco(gray, frame, self._polarity)
         # Not only when no markers: a few false markers in the room must not hide the board.
         if first.observation is None and self.try_other_polarity:
-            other = self._detect_charuco(gray, frame, not self.board.inverted)
+            other = self._detect_charuco(gray, frame, not self._polarity)
             if other.observation is not None or other.marker_ids.size > first.marker_ids.size:
+                if other.observation is not None:
+                    self._polarity = other.inverted
                 return other
         return first
 

@@ -40,11 +40,39 @@ def stack_detections(rig: CameraRig, detections: list[CameraDetections], board: 
     return pix, np.asarray(frames, np.int64)
 
 
+def align_in_time(pixels: FloatArray, frames: NDArray[np.int64], offsets_frames: FloatArray) -> FloatArray:
+    """Resample each camera's corner tracks at the reference clock's frame times.
+
+    Camera c's frame k was exposed at time ``k + offsets_frames[c]`` (frames); its corner
+    positions at reference frame f are interpolated linearly between its frames around
+    ``f - offsets_frames[c]``. Corners missing in either neighbouring frame come back NaN.
+
+    Args:
+        pixels: ``(C, F, K, 2)`` detections at the source frames ``frames`` (F,).
+        offsets_frames: ``(C,)``.
+    Returns:
+        ``(C, F, K, 2)`` at the reference times of ``frames``.
+    """
+    n_all = int(frames.max()) + 2 if len(frames) else 0
+    full = np.full((pixels.shape[0], n_all, pixels.shape[2], 2), np.nan)
+    full[:, frames] = pixels
+    out = np.empty_like(pixels)
+    for c, off in enumerate(np.asarray(offsets_frames, float)):
+        t = frames - off
+        k0 = np.clip(np.floor(t).astype(int), 0, n_all - 1)
+        k1 = np.clip(k0 + 1, 0, n_all - 1)
+        w = (t - np.floor(t))[:, None, None]
+        a, b = full[c, k0], full[c, k1]
+        out[c] = np.where(w < 1e-9, a, (1 - w) * a + w * b)
+    return out
+
+
 def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec,
-                     min_views: int = 2) -> dict:
+                     min_views: int = 2, time_aligned: bool = False) -> dict:
     """Compare distances between triangulated board corners with the printed board's.
 
-    Frames are paired by index (time offsets in the rig are ignored). For every frame, every
+    Frames are paired by index, or, with ``time_aligned``, each camera's corners are first
+    resampled at the reference clock using the rig's time offsets. For every frame, every
     corner seen by at least ``min_views`` cameras is triangulated (DLT); all pairwise distances
     between those corners are compared with the true distances.
 
@@ -54,7 +82,10 @@ def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: 
         ``reprojection_rms_px`` (of the triangulated corners in the cameras that saw them) and
         ``reprojection_rms_px_per_camera``.
     """
-    pix, _ = stack_detections(rig, detections, board)
+    pix, frames = stack_detections(rig, detections, board)
+    if time_aligned:
+        fps = float(rig.metadata.get("fps", 30.0))
+        pix = align_in_time(pix, frames, np.array([c.time_offset * fps for c in rig.cameras]))
     pts = rig.triangulate(pix, min_views=min_views)  # (F, K, 3)
     truth = board.corner_distances()  # (K, K)
     ok = np.isfinite(pts).all(axis=-1)  # (F, K)

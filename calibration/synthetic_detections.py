@@ -36,7 +36,7 @@ def smooth_board_path(seed: int = 0, centre: tuple[float, float, float] = (0.0, 
     def pose_at(t: float) -> tuple[FloatArray, FloatArray]:
         s = (amps * np.sin(2 * np.pi * freqs * t + phases)).sum(axis=2)  # (2, 3)
         pos = c + extent_m * s[0] / amps[0].sum(axis=1) * np.array([1.0, 1.0, 0.4])
-        yaw = 2 * np.pi * 0.07 * speed * t + phases[1, 0, 0]
+        yaw = 2 * np.pi * 0.2 * speed * t + phases[1, 0, 0]
         tilt = 0.6 * s[1, :2] / amps[1, :2].sum(axis=1)
         # board faces horizontally (its normal in the XY plane, turning with yaw), tilted a little
         r_face = rodrigues_to_matrix(np.array([np.pi / 2, 0.0, 0.0]))  # board z -> world -y... vertical board

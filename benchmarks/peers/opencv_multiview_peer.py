@@ -54,8 +54,8 @@ MIN_PER_CAMERA_VIEWS = 3
 
 
 def version() -> str:
-    """OpenCV version string."""
-    return f"OpenCV {cv2.__version__}"
+    """OpenCV version string, e.g. ``"5.1.0"``."""
+    return cv2.__version__
 
 
 def signature() -> str:
@@ -219,5 +219,5 @@ def calibrate(source: Sequence[CameraDetections] | Sequence[Path | str], board: 
     if bad or not np.isfinite(rms) or rms > 1e3:
         return PeerResult(PEER, ver, None, seconds, timings=timings, notes=notes, info=info,
                           failure=f"diverged (returned RMS {rms:.3g} px; non-finite cameras: {bad})")
-    rig = CameraRig(cams, {"tool": ver, "world_frame": f"camera {names[0]}"})
+    rig = CameraRig(cams, {"tool": f"OpenCV {ver} calibrateMultiview", "world_frame": f"camera {names[0]}"})
     return PeerResult(PEER, ver, rig, seconds, timings=timings, notes=notes, info=info)

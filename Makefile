@@ -1,0 +1,37 @@
+# PoseStudio: `make demo` and `make test` do all set-up on a fresh machine (Python 3.11, Debian).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench system-deps clean
+
+$(STAMP): pyproject.toml
+	bash .ci/system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	# torch==2.13.0 is the CPU wheel on disk; pinned in pyproject so nothing pulls a CUDA build.
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+system-deps:
+	bash .ci/system-deps.sh
+
+## demo: render a synthetic 4-camera rig, calibrate it, print the errors against the truth
+demo: $(STAMP)
+	$(BIN)/posestudio demo
+
+## test: the whole suite (slow tests included)
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+## bench: peers (aniposelib) into the same environment, then the calibration benchmark
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]" "numpy>=2,<3" "opencv-contrib-python>=5,<6"
+	$(BIN)/python -m benchmarks.calibration
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,82 @@
+"""``posestudio calibrate``: calibrate a camera rig from board recordings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLE = """example:
+  posestudio calibrate --board board.toml --out rig.toml videos/cam1.mp4 videos/cam2.mp4 videos/cam3.mp4
+  posestudio calibrate --board board.toml --out rig.toml --origin-frame 40 cams/*/   # image folders
+  posestudio calibrate --board board.toml --out rig.toml --fix-intrinsics old_rig.toml --sync index *.mp4
+
+Each INPUT is one camera's video or folder of images; the camera's name is the file or folder
+stem, and frames of all inputs are paired by index. The report (REPORT.json and REPORT.png
+beside --out unless --report is given) lists per-camera reprojection error, views used, image
+coverage, time offsets, board-size error (mm) and warnings."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="calibrate a multi-camera rig from ChArUco/checkerboard recordings",
+                       description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="video file or image folder per camera")
+    p.add_argument("--board", required=True, type=Path, help="board description (TOML)")
+    p.add_argument("--out", required=True, type=Path, help="rig file to write (rig.toml)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="report path without suffix (default: OUT's stem + '_report' beside OUT)")
+    p.add_argument("--sync", choices=("estimate", "index"), default="estimate",
+                   help="estimate each camera's sub-frame time offset (default) or trust the frame pairing")
+    p.add_argument("--origin-frame", type=int, default=None,
+                   help="frame whose board pose sets the world frame (Z out of the board's printed face)")
+    p.add_argument("--intrinsics-only", action="store_true", help="solve each camera's intrinsics only")
+    p.add_argument("--fix-intrinsics", type=Path, default=None, metavar="RIG",
+                   help="keep the intrinsics of this rig's cameras (matched by name); solve extrinsics")
+    p.add_argument("--model", choices=("pinhole", "fisheye"), default="pinhole", help="lens model")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default: from the videos, else 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampled choices (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posestudio.calibration.board import load_board
+    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
+    from posestudio.calibration.report import write_report_json, write_report_png
+    from posestudio.calibration.rig import CameraRig
+
+    board = load_board(args.board)
+    fixed = CameraRig.load(args.fix_intrinsics) if args.fix_intrinsics else None
+    opts = CalibrationOptions(model=args.model, sync=args.sync, origin_frame=args.origin_frame,
+                              intrinsics_only=args.intrinsics_only, fixed_intrinsics=fixed, fps=args.fps,
+                              seed=args.seed)
+    progress = None if args.quiet else (lambda m: print(m, flush=True))
+    result = calibrate_rig(args.inputs, board, opts, progress=progress)
+    result.rig.save(args.out)
+    stem = args.report or args.out.with_name(args.out.stem + "_report")
+    write_report_json(result.report, stem.with_suffix(".json"))
+    write_report_png(result.report, stem.with_suffix(".png"))
+    print(summary(result.report))
+    print(f"wrote {args.out}, {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+    return 0
+
+
+def summary(report: dict) -> str:
+    """A short table of the report for the terminal."""
+    lines = ["camera      views  reproj RMS px   fx px      fy px      cx px     cy px    offset ms"]
+    for name, c in report.get("cameras", {}).items():
+        rms = c.get("reprojection_rms_px", c.get("intrinsic_rms_px"))
+        f = c.get("focal_px", [float("nan")] * 2)
+        pp = c.get("principal_point_px", [float("nan")] * 2)
+        off = report.get("time_offsets", {}).get(name, {})
+        off_s = f"{off['ms']:+.2f}" + (f" ±{off['std_ms']:.2f}" if off.get("std_ms") else "") if off else "-"
+        rms_s = f"{rms:.3f}" if rms is not None else "-"
+        lines.append(f"{name:<10} {c['board_frames']:>6}  {rms_s:>12}  {f[0]:>9.2f}  {f[1]:>9.2f}  {pp[0]:>8.2f}  "
+                     f"{pp[1]:>8.2f}  {off_s}")
+    bse = report.get("board_size_error")
+    if bse and bse.get("pairs"):
+        lines.append(f"board-size error: mean {bse['mean_abs_mm']:.2f} mm, RMS {bse['rms_mm']:.2f} mm "
+                     f"({bse['pairs']} corner pairs, {bse['frames']} frames); corner reprojection RMS "
+                     f"{bse['reprojection_rms_px']:.3f} px")
+    for w in report.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
