@@ -27,6 +27,8 @@ from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, 
 from posestudio.calibration.detect import CameraDetections
 from posestudio.calibration.rig import CameraRig
 
+from posestudio.commands.demo import studio_board
+
 from benchmarks.peers import PeerResult, aniposelib_peer, caliscope_peer, opencv_multiview_peer
 from benchmarks.scoring import score_rig
 
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--take", type=Path, help="reuse a synthetic take folder (cam*.mp4, board.toml, truth_rig.toml)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench_calibration", help="where to render the take")
-    ap.add_argument("--frames", type=int, default=300, help="frames of the rendered take (default 300)")
+    ap.add_argument("--frames", type=int, default=450, help="frames of the rendered take (default 450: 15 s at 30 fps)")
     ap.add_argument("--cameras", type=int, default=4, help="cameras of the rendered take (default 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--offsets-ms", default="0,3,-5,8", help="true time offsets per camera, ms")
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             take = args.out / "take"
             write_synthetic_session(take, n_cameras=args.cameras, n_frames=args.frames, seed=args.seed,
-                                    time_offsets_s=offs)
+                                    time_offsets_s=offs, board=studio_board())
             print(f"rendered the synthetic take in {time.perf_counter() - t0:.1f} s: {take}")
         truth = CameraRig.load(take / "truth_rig.toml")
         videos = [take / f"{name}.mp4" for name in truth.names]

@@ -14,7 +14,7 @@ with SuperLU. The gauge (world frame) is fixed by holding the reference camera's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +26,7 @@ from .projection_jacobian import N_INTRINSICS, corner_residuals
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 _TRACE = False
+EMBEDDED_POSE_STEPS = True
 
 
 @dataclass
@@ -101,8 +102,10 @@ class AdjustmentOptions:
         offset_prior_frames: standard deviation of a weak zero-mean prior on offsets, frames
             (keeps them defined when the board barely moves).
         max_iterations: LM iterations per round.
-        outlier_px: corners reprojecting worse than ``max(outlier_px, 5 * robust sigma)`` after a
-            round are dropped and the problem is solved again.
+        outlier_px: corners reprojecting worse than ``max(outlier_px, 4.5 * robust sigma)`` after a
+            round are dropped and the problem is solved again, with the Huber threshold lowered to
+            2.5 robust sigma (within [0.3, huber_px]).
+        rounds: solves in all (outlier rejection between them).
     """
 
     refine_intrinsics: bool = True
@@ -111,8 +114,8 @@ class AdjustmentOptions:
     huber_px: float = 1.5
     offset_prior_frames: float = 1.0
     max_iterations: int = 60
-    outlier_px: float = 4.0
-    rounds: int = 2
+    outlier_px: float = 1.0
+    rounds: int = 3
 
 
 @dataclass
@@ -126,6 +129,7 @@ class AdjustmentResult:
         rejected: the corners dropped as outliers and their error (pixels).
         offset_std: ``(C,)`` standard deviation of each time offset, frames (NaN when fixed).
         iterations: LM iterations in all rounds; converged: whether the last round converged.
+        huber_px: the Huber threshold of the last round, pixels.
     """
 
     params: RigParameters
@@ -135,12 +139,14 @@ class AdjustmentResult:
     offset_std: FloatArray = field(default_factory=lambda: np.zeros(0))
     iterations: int = 0
     converged: bool = False
+    huber_px: float = 0.0
 
 
 def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> NDArray[np.bool_]:
     c = len(params.intrinsics)
     intr = np.full((c, N_INTRINSICS), opts.refine_intrinsics)
     intr[params.fisheye, 8] = False  # fisheye has 4 coefficients
+    intr[:, 8] = False  # EXPERIMENT
     ext = np.ones((c, 6), bool)
     ext[opts.reference_camera] = False
     poses = np.ones(params.poses.shape, bool)
@@ -150,9 +156,15 @@ def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> NDArray[np.boo
 
 
 class _Evaluator:
-    """Residuals and sparse Jacobians of the corner reprojections."""
+    """Residuals and sparse Jacobians of the corner reprojections.
 
-    def __init__(self, obs: Observations, params: RigParameters) -> None:
+    The Jacobian's sparsity pattern depends only on which corner sees which camera and pose, so
+    it is built once (in the column order of the free parameters) and each evaluation only fills
+    in the values.
+    """
+
+    def __init__(self, obs: Observations, params: RigParameters, free: NDArray[np.bool_],
+                 with_neighbours: bool) -> None:
         self.obs = obs
         self.n_cams = len(params.intrinsics)
         self.n_poses = len(params.poses)
@@ -161,7 +173,8 @@ class _Evaluator:
         self.off_pose = self.off_ext + 6 * c
         self.off_delta = self.off_pose + 6 * self.n_poses
         self.n_params = self.off_delta + c
-        self._cols = self._column_indices()
+        self.free_order = _ordered_free(free, self)
+        self._build_pattern(with_neighbours)
 
     def _evaluate(self, p: RigParameters, with_jacobian: bool):
         o = self.obs
@@ -172,10 +185,11 @@ class _Evaluator:
         """``(N, 2)`` reprojection residuals, pixels."""
         return self._evaluate(p, False)[0]
 
-    def _column_indices(self) -> list[IntArray]:
+    def _build_pattern(self, with_neighbours: bool) -> None:
         o = self.obs
+        n = len(o)
         ar = lambda k: np.arange(k)[None, :]  # noqa: E731
-        return [
+        cols_full = [
             self.off_intr + o.camera[:, None] * N_INTRINSICS + ar(N_INTRINSICS),
             self.off_ext + o.camera[:, None] * 6 + ar(6),
             self.off_pose + o.pose[:, None] * 6 + ar(6),
@@ -183,22 +197,37 @@ class _Evaluator:
             self.off_pose + o.pose_next[:, None] * 6 + ar(6),
             self.off_delta + o.camera[:, None] + ar(1),
         ]
+        position = np.full(self.n_params, -1, np.int64)
+        position[self.free_order] = np.arange(len(self.free_order))
+        use = [np.ones(n, bool)] * 6
+        if with_neighbours:  # a neighbour that is the frame itself carries a zero coefficient
+            use[3], use[4] = o.pose_prev != o.pose, o.pose_next != o.pose
+        else:
+            use[3] = use[4] = np.zeros(n, bool)
+        base_rows = np.arange(2 * n).reshape(n, 2)
+        rows, cols, take = [], [], []
+        start = 0
+        for cf, u in zip(cols_full, use):
+            k = cf.shape[1]
+            pos = np.broadcast_to(position[cf][:, None, :], (n, 2, k))
+            keep = (pos >= 0) & u[:, None, None]
+            rows.append(np.broadcast_to(base_rows[:, :, None], (n, 2, k))[keep])
+            cols.append(pos[keep])
+            take.append(start + np.flatnonzero(keep.ravel()))
+            start += n * 2 * k
+        rows_a, cols_a, take_a = np.concatenate(rows), np.concatenate(cols), np.concatenate(take)
+        order = np.lexsort((cols_a, rows_a))
+        self._take = take_a[order]
+        self._indices = cols_a[order].astype(np.int32)
+        self._indptr = np.concatenate([[0], np.cumsum(np.bincount(rows_a, minlength=2 * n))]).astype(np.int32)
+        self._shape = (2 * n, len(self.free_order))
 
     def jacobian(self, p: RigParameters) -> sp.csr_matrix:
-        """Sparse ``(2N, n_params)`` Jacobian of the residuals."""
+        """Sparse ``(2N, free parameters)`` Jacobian, columns in :attr:`free_order`."""
         _, jac = self._evaluate(p, True)
-        blocks = (jac.intrinsics, jac.extrinsics, jac.pose, jac.pose_prev, jac.pose_next, jac.offset)
-        n = len(self.obs)
-        base_rows = np.arange(2 * n).reshape(n, 2)
-        rows_all, cols_all, vals_all = [], [], []
-        for b, cols in zip(blocks, self._cols):
-            k = b.shape[2]
-            rows_all.append(np.broadcast_to(base_rows[:, :, None], (n, 2, k)).ravel())
-            cols_all.append(np.broadcast_to(cols[:, None, :], (n, 2, k)).ravel())
-            vals_all.append(b.ravel())
-        rows, cols, vals = np.concatenate(rows_all), np.concatenate(cols_all), np.concatenate(vals_all)
-        nz = vals != 0.0
-        return sp.coo_matrix((vals[nz], (rows[nz], cols[nz])), shape=(2 * n, self.n_params)).tocsr()
+        vals = np.concatenate([b.ravel() for b in (jac.intrinsics, jac.extrinsics, jac.pose, jac.pose_prev,
+                                                    jac.pose_next, jac.offset)])
+        return sp.csr_matrix((vals[self._take], self._indices, self._indptr), shape=self._shape)
 
 
 def _huber_weights(err: FloatArray, delta: float) -> FloatArray:
@@ -226,12 +255,34 @@ def _solve_spd(a: sp.spmatrix, b: FloatArray) -> FloatArray:
     return lu.solve(b)
 
 
+def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParameters:
+    """One Gauss-Newton step on every board pose alone, cameras held ("embedded" pose iterations).
+
+    Board poses are local unknowns: re-solving them after each joint step keeps the joint solve
+    from crawling along the curved valley that couples camera and board poses. Vectorised: one
+    6 x 6 system per pose.
+    """
+    r, jac = ev._evaluate(p, True)
+    w = _huber_weights(np.linalg.norm(r, axis=1), huber)
+    j = jac.pose  # (N, 2, 6), the corner's own frame
+    h_obs = np.einsum("nki,nkj,n->nij", j, j, w)
+    g_obs = np.einsum("nki,nk,n->ni", j, r, w)
+    n_poses = len(p.poses)
+    h = np.zeros((n_poses, 6, 6))
+    g = np.zeros((n_poses, 6))
+    np.add.at(h, ev.obs.pose, h_obs)
+    np.add.at(g, ev.obs.pose, g_obs)
+    h += 1e-9 * np.eye(6) * np.maximum(np.trace(h, axis1=1, axis2=2), 1.0)[:, None, None]
+    step = -np.linalg.solve(h, g[..., None])[..., 0]
+    return RigParameters(p.intrinsics, p.extrinsics, p.poses + step, p.offsets, p.fisheye)
+
+
 def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool_], opts: AdjustmentOptions
                          ) -> tuple[RigParameters, int, bool, sp.csc_matrix, float]:
     """Minimise the Huber cost over the free parameters. Returns params, iterations, converged,
     the final free-parameter normal matrix and the robust residual variance."""
     x = p.vector()
-    free_idx = _ordered_free(free, ev)
+    free_idx = ev.free_order
     c = ev.n_cams
     delta_cols = np.flatnonzero(free[ev.off_delta:ev.off_delta + c]) + ev.off_delta
     prior_w = 1.0 / max(opts.offset_prior_frames, 1e-9) ** 2
@@ -252,7 +303,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
     for it in range(1, opts.max_iterations + 1):
         e = np.linalg.norm(r, axis=1)
         w = np.repeat(_huber_weights(e, opts.huber_px), 2)
-        jac = ev.jacobian(p)[:, free_idx]
+        jac = ev.jacobian(p)
         jw = jac.multiply(w[:, None]).tocsr()
         h = (jac.T @ jw).tocsc()
         g = jw.T @ r.ravel()
@@ -270,6 +321,9 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
             x_new = x.copy()
             x_new[free_idx] += step
             p_new = p.with_vector(x_new)
+            if EMBEDDED_POSE_STEPS:
+                p_new = _refine_poses(ev, p_new, opts.huber_px)
+                x_new = p_new.vector()
             new_cost, r_new = cost_of(p_new)
             if _TRACE:
                 print(f"  it {it} lam {lam:.1e} cost {cost:.6g} -> {new_cost:.6g}")
@@ -278,7 +332,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
                 x, p, r, cost = x_new, p_new, r_new, new_cost
                 lam = max(lam / 5, 1e-12)
                 improved = True
-                if rel < 1e-7 or np.max(np.abs(step)) < 1e-10:
+                if rel < 1e-6 or np.max(np.abs(step)) < 1e-10:
                     converged = True
                 break
             lam *= 8
@@ -298,31 +352,34 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
     rejected: list[dict] = []
     iterations = 0
     converged = False
+    huber = opts.huber_px
+    h = None
+    neighbours = opts.estimate_offsets or bool(np.any(params.offsets != 0))
     for rnd in range(max(opts.rounds, 1)):
-        ev = _Evaluator(obs, params)
         free = _free_mask(params, opts)
-        params, its, converged, h, sigma2 = _levenberg_marquardt(ev, params, free, opts)
+        ev = _Evaluator(obs, params, free, neighbours)
+        params, its, converged, h, sigma2 = _levenberg_marquardt(ev, params, free, replace(opts, huber_px=huber))
         iterations += its
-        r = ev.residuals(params)
-        err = np.linalg.norm(r, axis=1)
         if rnd == opts.rounds - 1:
             break
-        robust_sigma = 1.4826 * np.median(err)
-        thresh = max(opts.outlier_px, 5.0 * robust_sigma)
+        err = np.linalg.norm(ev.residuals(params), axis=1)
+        # The error norm of 2D Gaussian noise is Rayleigh distributed: median = 1.1774 sigma.
+        sigma = float(np.median(err)) / 1.1774
+        thresh = max(opts.outlier_px, 4.5 * sigma)
+        huber = float(np.clip(2.5 * sigma, 0.3, opts.huber_px))
         bad = err > thresh
-        if not bad.any():
-            break
         for i in np.flatnonzero(bad):
             rejected.append({"camera": int(obs.camera[i]), "frame": int(obs.frame[i]),
                              "corner": int(obs.corner_id[i]), "error_px": round(float(err[i]), 2),
-                             "reason": f"reprojection error above {thresh:.1f} px"})
-        obs = obs.subset(~bad)
-    ev = _Evaluator(obs, params)
+                             "reason": f"reprojection error above {thresh:.2f} px (4.5 sigma)"})
+        if bad.any():
+            obs = obs.subset(~bad)
+    free = _free_mask(params, opts)
+    ev = _Evaluator(obs, params, free, neighbours)
     r = ev.residuals(params)
     offset_std = np.full(len(params.offsets), np.nan)
     if opts.estimate_offsets and h is not None:
-        free = _free_mask(params, opts)
-        free_idx = _ordered_free(free, ev)
+        free_idx = ev.free_order
         lu = spla.splu(h.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
         for cam in range(len(params.offsets)):
             col = ev.off_delta + cam
@@ -331,4 +388,4 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
                 e = np.zeros(len(free_idx))
                 e[k] = 1.0
                 offset_std[cam] = float(np.sqrt(max(lu.solve(e)[k], 0.0) * sigma2))
-    return AdjustmentResult(params, obs, r, rejected, offset_std, iterations, converged)
+    return AdjustmentResult(params, obs, r, rejected, offset_std, iterations, converged, huber)

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -312,16 +312,30 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
         fisheye=np.array([r.camera.model == "fisheye" for r in intr]),
     )
     refine = options.refine_intrinsics and options.fixed_intrinsics is None
-    opts = AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=False, reference_camera=init.root)
     say(f"bundle adjustment: {len(obs)} corners, {len(dets)} cameras, {len(frames)} board poses")
-    res = adjust(obs, params, opts)
+    # Stages from well to weakly conditioned: poses with each camera's own intrinsics held (fast,
+    # and rejects outliers), then intrinsics jointly, then time offsets. Starting the joint solve
+    # near its optimum keeps distortion terms that few corners constrain from wandering.
+    stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=2)]
+    if refine:
+        stages.append(AdjustmentOptions(refine_intrinsics=True, estimate_offsets=False, reference_camera=init.root,
+                                        rounds=2))
     if options.sync == "estimate":
-        say("bundle adjustment: estimating per-camera time offsets")
-        opts2 = AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=True, reference_camera=init.root,
-                                  rounds=1)
-        rejected_first = res.rejected
-        res = adjust(res.observations, res.params, opts2)
-        res.rejected = rejected_first + res.rejected
+        stages.append(AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=True, reference_camera=init.root,
+                                        rounds=2))
+    res = None
+    rejected: list[dict] = []
+    iterations = 0
+    for k, stage in enumerate(stages):
+        if res is not None:
+            obs, params = res.observations, res.params
+            stage = replace(stage, huber_px=res.huber_px)
+        if stage.estimate_offsets:
+            say("bundle adjustment: estimating per-camera time offsets")
+        res = adjust(obs, params, stage)
+        rejected += res.rejected
+        iterations += res.iterations
+    res.rejected, res.iterations = rejected, iterations
     timing["bundle_adjustment"] = round(time.perf_counter() - t, 3)
 
     # 4. cameras and world frame -------------------------------------------------------------------

@@ -20,12 +20,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="working folder (default out/demo)")
     p.add_argument("--cameras", type=int, default=4, help="number of cameras (default 4)")
-    p.add_argument("--frames", type=int, default=150, help="frames per camera (default 150)")
+    p.add_argument("--frames", type=int, default=300, help="frames per camera (default 300: 10 s at 30 fps)")
     p.add_argument("--size", default="1920x1080", help="image WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--offsets-ms", default="0,3,-5,8",
                    help="per-camera time offsets in ms, comma-separated, or 'random' (default 0,3,-5,8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the scene (default 0)")
     p.set_defaults(func=run)
+
+
+def studio_board():
+    """The board a 3-5 m studio uses: 9 x 6 squares of 10 cm (A1), as in studio_configs/."""
+    from posestudio.calibration.board import BoardSpec
+
+    return BoardSpec("charuco", 9, 6, 0.1, 0.075, "DICT_4X4_50", source="studio A1 board")
 
 
 def _parse_offsets(text: str, n: int) -> list[float] | str:
@@ -51,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"1/3 rendering a synthetic take: {args.cameras} cameras, {args.frames} frames, {w}x{h} -> {args.out}")
     t0 = time.perf_counter()
     session = write_synthetic_session(args.out, n_cameras=args.cameras, n_frames=args.frames, image_size=(w, h),
-                                      seed=args.seed, time_offsets_s=offsets)
+                                      seed=args.seed, time_offsets_s=offsets, board=studio_board())
     print(f"    rendered in {time.perf_counter() - t0:.1f} s")
     print("2/3 calibrating from the videos (detection, intrinsics, camera graph, bundle adjustment)")
     videos = [session.paths[name] for name in session.rig.names]
