@@ -146,7 +146,6 @@ def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> NDArray[np.boo
     c = len(params.intrinsics)
     intr = np.full((c, N_INTRINSICS), opts.refine_intrinsics)
     intr[params.fisheye, 8] = False  # fisheye has 4 coefficients
-    intr[:, 8] = False  # EXPERIMENT
     ext = np.ones((c, 6), bool)
     ext[opts.reference_camera] = False
     poses = np.ones(params.poses.shape, bool)

@@ -316,7 +316,7 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     # Stages from well to weakly conditioned: poses with each camera's own intrinsics held (fast,
     # and rejects outliers), then intrinsics jointly, then time offsets. Starting the joint solve
     # near its optimum keeps distortion terms that few corners constrain from wandering.
-    stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=2)]
+    stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=1)]
     if refine:
         stages.append(AdjustmentOptions(refine_intrinsics=True, estimate_offsets=False, reference_camera=init.root,
                                         rounds=2))
@@ -324,18 +324,19 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
         stages.append(AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=True, reference_camera=init.root,
                                         rounds=2))
     res = None
-    rejected: list[dict] = []
     iterations = 0
-    for k, stage in enumerate(stages):
+    for stage in stages:
+        # Every stage starts from all corners: which ones are outliers is decided afresh by the
+        # better model of each stage (the first holds each camera's own intrinsics, whose errors
+        # at the image edges must not count as outliers).
         if res is not None:
-            obs, params = res.observations, res.params
-            stage = replace(stage, huber_px=res.huber_px)
+            params = res.params
+            stage = replace(stage, huber_px=max(res.huber_px, 0.5))
         if stage.estimate_offsets:
             say("bundle adjustment: estimating per-camera time offsets")
         res = adjust(obs, params, stage)
-        rejected += res.rejected
         iterations += res.iterations
-    res.rejected, res.iterations = rejected, iterations
+    res.iterations = iterations
     timing["bundle_adjustment"] = round(time.perf_counter() - t, 3)
 
     # 4. cameras and world frame -------------------------------------------------------------------

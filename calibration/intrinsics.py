@@ -100,8 +100,11 @@ def calibrate_intrinsics(name: str, observations: list[BoardObservation], board:
         rms, k, dist, _, _ = cv2.fisheye.calibrate([o.reshape(-1, 1, 3) for o in obj], img, (w, h), k0,
                                                    np.zeros(4), flags=flags, criteria=crit)
     else:
-        # Non-planar init is impossible with a planar board; OpenCV's Zhang init handles partial views.
-        rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None, criteria=crit)
+        # k3 is held at zero here: with the board covering only part of the image it is barely
+        # constrained and a per-camera fit can land far from the lens (k2, k3 trading off). The
+        # joint bundle adjustment frees it, starting from this well-behaved guess.
+        rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None, flags=cv2.CALIB_FIX_K3,
+                                                 criteria=crit)
     cam = Camera(name, image_size, k, np.asarray(dist).ravel()[: (4 if model == "fisheye" else 5)], model=model)
     poses, rejected = board_poses(cam, observations, board)
     return IntrinsicsResult(cam, float(rms), [o.frame for o in views], poses, rejected)
