@@ -174,6 +174,9 @@ class _Evaluator:
         self.n_params = self.off_delta + c
         self.free_order = _ordered_free(free, self)
         self._build_pattern(with_neighbours)
+        n = len(obs)
+        #: (poses, N) indicator: sums per-corner quantities into their board pose
+        self.pose_sum = sp.csr_matrix((np.ones(n), (obs.pose, np.arange(n))), shape=(self.n_poses, n))
 
     def _evaluate(self, p: RigParameters, with_jacobian: bool):
         o = self.obs
@@ -267,10 +270,8 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     h_obs = np.einsum("nki,nkj,n->nij", j, j, w)
     g_obs = np.einsum("nki,nk,n->ni", j, r, w)
     n_poses = len(p.poses)
-    h = np.zeros((n_poses, 6, 6))
-    g = np.zeros((n_poses, 6))
-    np.add.at(h, ev.obs.pose, h_obs)
-    np.add.at(g, ev.obs.pose, g_obs)
+    h = (ev.pose_sum @ h_obs.reshape(-1, 36)).reshape(n_poses, 6, 6)
+    g = ev.pose_sum @ g_obs
     h += 1e-9 * np.eye(6) * np.maximum(np.trace(h, axis1=1, axis2=2), 1.0)[:, None, None]
     step = -np.linalg.solve(h, g[..., None])[..., 0]
     return RigParameters(p.intrinsics, p.extrinsics, p.poses + step, p.offsets, p.fisheye)

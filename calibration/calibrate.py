@@ -318,8 +318,9 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     # near its optimum keeps distortion terms that few corners constrain from wandering.
     stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=1)]
     if refine:
+        # Outliers are only decided in the last stage (its model is the best one).
         stages.append(AdjustmentOptions(refine_intrinsics=True, estimate_offsets=False, reference_camera=init.root,
-                                        rounds=2))
+                                        rounds=1 if options.sync == "estimate" else 2))
     if options.sync == "estimate":
         stages.append(AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=True, reference_camera=init.root,
                                         rounds=2))

@@ -55,9 +55,23 @@ def _rotate(rot: FloatArray, v: FloatArray) -> FloatArray:
     return np.einsum("nij,nj->ni", rot, v)
 
 
-def _rotate_jac(rot: FloatArray, m: FloatArray, v: FloatArray) -> FloatArray:
-    """``d(R v)/dw`` for per-point ``rot``, ``m`` ``(N, 3, 3)`` and ``v`` ``(N, 3)``."""
-    return -rot @ _skew(v) @ m
+_SKEW_BASIS = _skew(np.eye(3))  # (3, 3, 3): [v]x = sum_k v_k E_k
+
+
+def rotation_jacobian_basis(rot: FloatArray, m: FloatArray) -> FloatArray:
+    """Per-rotation tensors ``G_k = -R E_k M`` so that ``d(R v)/dw = sum_k v_k G_k``.
+
+    Args:
+        rot, m: ``(K, 3, 3)`` rotations and their :func:`rotation_derivative_factor`.
+    Returns:
+        ``(K, 3, 3, 3)`` indexed ``[entity, k, i, j]``.
+    """
+    return -np.einsum("nab,kbc,ncd->nkad", rot, _SKEW_BASIS, m)
+
+
+def _rotate_jac(basis: FloatArray, v: FloatArray) -> FloatArray:
+    """``d(R v)/dw`` ``(N, 3, 3)`` from per-point ``basis`` ``(N, 3, 3, 3)`` and ``v`` ``(N, 3)``."""
+    return np.einsum("nk,nkij->nij", v, basis)
 
 
 def distort_with_jacobian(xy: FloatArray, d: FloatArray, fisheye: NDArray[np.bool_]
@@ -159,8 +173,8 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     res = pix - observed
     if not with_jacobian:
         return res, None
-    m_b = rotation_derivative_factor(poses[:, :3], rot_b)
-    m_c = rotation_derivative_factor(extrinsics[:, :3], rot_c)
+    g_b = rotation_jacobian_basis(rot_b, rotation_derivative_factor(poses[:, :3], rot_b))
+    g_c = rotation_jacobian_basis(rot_c, rotation_derivative_factor(extrinsics[:, :3], rot_c))
     n = len(res)
     j_intr = np.zeros((n, 2, N_INTRINSICS))
     j_intr[:, 0, 0] = xyd[:, 0]
@@ -175,12 +189,12 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     dxy_dpc[:, 1, 1] = 1 / z
     dxy_dpc[:, :, 2] = -xy / z[:, None]
     dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ dxy_dpc)
-    j_ext = np.concatenate([dpix_dpc @ _rotate_jac(rc, m_c[camera], world), dpix_dpc], axis=2)
+    j_ext = np.concatenate([dpix_dpc @ _rotate_jac(g_c[camera], world), dpix_dpc], axis=2)
     dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
     coefs = (1 + delta * stencil[:, 1], delta * stencil[:, 0], delta * stencil[:, 2])
     blocks = []
     for idx, coef in zip((pose, pose_prev, pose_next), coefs):
-        jr = dpix_dx @ _rotate_jac(rot_b[idx], m_b[idx], corner)
+        jr = dpix_dx @ _rotate_jac(g_b[idx], corner)
         blocks.append(np.concatenate([jr, dpix_dx], axis=2) * coef[:, None, None])
     j_delta = dpix_dx @ vel[:, :, None]
     return res, CornerJacobians(j_intr, j_ext, blocks[0], blocks[1], blocks[2], j_delta)
