@@ -142,8 +142,9 @@ def _diagnosis(path: Path | None, board: BoardSpec) -> str:
 
 
 def _check_detections(dets: list[CameraDetections], board: BoardSpec, paths: list[Path] | None) -> list[str]:
-    """Raise for a camera that never saw the board (with a diagnosis); return warnings."""
+    """Raise for cameras that never saw the board (all named, with a diagnosis); return warnings."""
     warnings = []
+    problems = []
     for i, d in enumerate(dets):
         if d.inverted_frames:
             warnings.append(f"camera {d.name}: the board's markers were found only with inverted polarity in "
@@ -157,11 +158,13 @@ def _check_detections(dets: list[CameraDetections], board: BoardSpec, paths: lis
                     "seen: the board file probably does not match the printed board")
         elif board.type == "charuco":
             msg += f"; no ArUco marker of {board.dictionary} was seen either"
-        if board.type == "charuco":
+        if board.type == "charuco" and not problems:  # one diagnosis is enough: it is the same board
             hint = _diagnosis(paths[i] if paths else None, board)
             if hint:
                 msg += "\n" + hint
-        raise CalibrationFailure(msg)
+        problems.append(msg)
+    if problems:
+        raise CalibrationFailure("\n".join(problems))
     return warnings
 
 

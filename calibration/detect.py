@@ -125,8 +125,32 @@ class BoardDetector:
             corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
                                        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
         pix = np.asarray(corners, np.float64).reshape(-1, 2)
+        if not self._is_planar_grid(pix):
+            # The exhaustive search can return a grid that runs off the board onto a patterned
+            # background; the classic detector is deterministic and more conservative.
+            ok, corners = cv2.findChessboardCorners(
+                image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+            if not ok:
+                return FrameDetection(None, "checkerboard corners do not form the board's grid")
+            corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
+            pix = np.asarray(corners, np.float64).reshape(-1, 2)
+            if not self._is_planar_grid(pix):
+                return FrameDetection(None, "checkerboard corners do not form the board's grid")
         ids = np.arange(len(pix), dtype=np.int64)
         return FrameDetection(BoardObservation(frame, ids, pix))
+
+    def _is_planar_grid(self, pix: FloatArray, tolerance: float = 0.25) -> bool:
+        """Whether corners ``(N, 2)`` fit the board's grid by a homography within ``tolerance``
+        of a square's size in the image (lens distortion bends the grid far less than that)."""
+        obj = self.board.corner_points()[:, :2]
+        hom, _ = cv2.findHomography(obj, pix, 0)
+        if hom is None:
+            return False
+        proj = cv2.perspectiveTransform(obj.reshape(-1, 1, 2), hom).reshape(-1, 2)
+        spacing = np.median(np.linalg.norm(np.diff(pix.reshape(self.board.corners_y, self.board.corners_x, 2),
+                                                   axis=1), axis=-1))
+        return bool(np.max(np.linalg.norm(proj - pix, axis=1)) < tolerance * spacing)
 
 
 @dataclass

@@ -103,8 +103,19 @@ def calibrate_intrinsics(name: str, observations: list[BoardObservation], board:
         # k3 is held at zero here: with the board covering only part of the image it is barely
         # constrained and a per-camera fit can land far from the lens (k2, k3 trading off). The
         # joint bundle adjustment frees it, starting from this well-behaved guess.
-        rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None, flags=cv2.CALIB_FIX_K3,
-                                                 criteria=crit)
+        rms, k, dist, rv, tv = cv2.calibrateCamera(obj, img, (w, h), None, None, flags=cv2.CALIB_FIX_K3,
+                                                   criteria=crit)
+        # A view the others disagree with (a misdetection) is dropped and the solve repeated.
+        per_view = np.array([np.sqrt(np.mean(np.sum((cv2.projectPoints(o, r, t, k, dist)[0].reshape(-1, 2)
+                                                     - i.reshape(-1, 2)) ** 2, axis=1)))
+                             for o, i, r, t in zip(obj, img, rv, tv)])
+        bad = per_view > max(1.0, 5.0 * float(np.median(per_view)))
+        if bad.any() and (~bad).sum() >= MIN_INTRINSIC_VIEWS:
+            views = [v for v, b in zip(views, bad) if not b]
+            obj = [o for o, b in zip(obj, bad) if not b]
+            img = [i for i, b in zip(img, bad) if not b]
+            rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None, flags=cv2.CALIB_FIX_K3,
+                                                     criteria=crit)
     cam = Camera(name, image_size, k, np.asarray(dist).ravel()[: (4 if model == "fisheye" else 5)], model=model)
     poses, rejected = board_poses(cam, observations, board)
     return IntrinsicsResult(cam, float(rms), [o.frame for o in views], poses, rejected)

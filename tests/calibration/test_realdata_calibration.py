@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posestudio.calibration.board import BoardSpec, board_to_dict, checkerboard, load_board
+from posestudio.calibration.board import BoardSpec, checkerboard, load_board
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, coverage_grid, detect_sources
 from posestudio.calibration.detect import BoardDetector
 from posestudio.calibration.quality import board_size_error
