@@ -199,9 +199,10 @@ def render_take(rig: CameraRig, board: BoardSpec, trajectory: BoardTrajectory, s
     if workers <= 1 or len(rig) == 1:
         return [_render_camera(i, rig, board, trajectory, settings, outs[i], video) for i in range(len(rig))]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # fork (where available) needs no ``if __name__ == "__main__"`` guard in the caller's script;
-    # workers only run numpy/OpenCV code with their own thread count.
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    # Not fork: a process that already runs OpenCV or BLAS thread pools can deadlock in a forked
+    # child. forkserver forks from a clean server process (a caller's script needs the usual
+    # ``if __name__ == "__main__"`` guard, as with spawn).
+    method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
         futures = [pool.submit(_render_camera, i, rig, board, trajectory, settings, outs[i], video, threads)
                    for i in range(len(rig))]
