@@ -80,8 +80,10 @@ class BoardSpec:
                 raise BoardError(f"{where}: marker_length must be in (0, square_length={self.square_length}) "
                                  f"metres, got {self.marker_length}")
             if self.dictionary not in aruco_dictionary_names():
-                close = [n for n in aruco_dictionary_names() if self.dictionary.upper().replace("DICT_", "") in n]
-                hint = f"; did you mean {', '.join(close[:4])}?" if close else ""
+                import difflib
+
+                close = difflib.get_close_matches(self.dictionary.upper(), aruco_dictionary_names(), n=4, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise BoardError(f"{where}: unknown ArUco dictionary {self.dictionary!r}{hint} "
                                  f"(known: {', '.join(aruco_dictionary_names())})")
             needed = (self.squares_x * self.squares_y) // 2

@@ -26,7 +26,8 @@ from .geometry import matrix_to_rodrigues, rodrigues_to_matrix
 from .intrinsics import IntrinsicsResult, board_poses, calibrate_intrinsics
 from .quality import board_size_error
 from .rig import CameraRig
-from .world_frame import WorldFrame, default_world_frame, world_frame_from_board
+from .world_frame import (WorldFrame, default_world_frame, read_scene_points, world_frame_from_board,
+                          world_frame_from_scene_points)
 
 FloatArray = NDArray[np.float64]
 Progress = Callable[[str], None]
@@ -49,6 +50,8 @@ class CalibrationOptions:
             frame pairing as given).
         origin_frame: frame whose board pose sets the world frame (Z up out of the printed face);
             None: origin at the centre of the board's path, Z up from the cameras' mean up.
+        scene_points: TOML of surveyed points and their pixels per camera that set the world
+            frame instead (see :func:`world_frame.read_scene_points`).
         intrinsics_only: stop after per-camera intrinsics.
         fixed_intrinsics: a rig whose cameras' intrinsics are kept (matched by name).
         refine_intrinsics: refine intrinsics in the global adjustment.
@@ -60,6 +63,7 @@ class CalibrationOptions:
     model: str = "pinhole"
     sync: str = "estimate"
     origin_frame: int | None = None
+    scene_points: Path | None = None
     intrinsics_only: bool = False
     fixed_intrinsics: CameraRig | None = None
     refine_intrinsics: bool = True
@@ -358,6 +362,13 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     else:
         world = default_world_frame(cams, [tb for _, tb in board_to_world.values()])
     cams = [world.apply(c) for c in cams]
+    if options.scene_points is not None:
+        if options.origin_frame is not None:
+            raise CalibrationInputError("give either --origin-frame or --scene-points, not both")
+        names_sp, world_sp, pixels_sp = read_scene_points(options.scene_points, names)
+        world, report["scene_points"] = world_frame_from_scene_points(CameraRig(cams), names_sp, world_sp,
+                                                                      pixels_sp, str(options.scene_points))
+        cams = [world.apply(c) for c in cams]
     rig = CameraRig(cams, {"world_frame": world.description, "tool": "posestudio calibrate", "fps": fps,
                            "reference_camera": names[init.root]})
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .camera import Camera
+
+if TYPE_CHECKING:
+    from .rig import CameraRig
 
 FloatArray = NDArray[np.float64]
 
@@ -71,3 +76,92 @@ def default_world_frame(cams: list[Camera], board_positions: list[FloatArray]) -
     return WorldFrame(rot, -rot @ centre,
                       f"origin at the centre of the board's path, Z up along the cameras' mean up direction, "
                       f"X pointing from the capture volume towards camera {cams[0].name} (horizontal); metres")
+
+
+def read_scene_points(path: str | Path, camera_names: list[str]) -> tuple[list[str], FloatArray, FloatArray]:
+    """Read surveyed scene points and where each camera sees them.
+
+    File (TOML, metres and pixels)::
+
+        [[point]]
+        name = "floor mark A"
+        world = [0.0, 0.0, 0.0]          # metres, in the world frame you want
+        pixels = { cam1 = [812.5, 903.0], cam2 = [455.0, 870.25] }   # distorted image pixels
+
+    Returns:
+        ``(names (P,), world (P, 3), pixels (C, P, 2))`` with NaN where a camera does not see a point.
+    Raises:
+        CalibrationInputError: naming the file and the point or field that is wrong.
+    """
+    import tomllib
+
+    from .errors import CalibrationInputError
+
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CalibrationInputError(f"{path}: scene-point file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationInputError(f"{path}: not a valid TOML file ({exc})") from None
+    points = doc.get("point")
+    if not isinstance(points, list) or not points:
+        raise CalibrationInputError(f"{path}: no [[point]] tables")
+    names, world = [], []
+    pixels = np.full((len(camera_names), len(points), 2), np.nan)
+    for k, pt in enumerate(points):
+        name = str(pt.get("name", f"point {k + 1}"))
+        xyz = np.asarray(pt.get("world", []), float)
+        if xyz.shape != (3,):
+            raise CalibrationInputError(f"{path}: point {name!r} needs world = [x, y, z] in metres")
+        for cam, uv in dict(pt.get("pixels", {})).items():
+            if cam not in camera_names:
+                raise CalibrationInputError(f"{path}: point {name!r} names camera {cam!r}, which is not in the "
+                                            f"rig (cameras: {', '.join(camera_names)})")
+            uv = np.asarray(uv, float)
+            if uv.shape != (2,):
+                raise CalibrationInputError(f"{path}: point {name!r}, camera {cam}: pixels must be [u, v]")
+            pixels[camera_names.index(cam), k] = uv
+        names.append(name)
+        world.append(xyz)
+    return names, np.stack(world), pixels
+
+
+def world_frame_from_scene_points(rig: "CameraRig", names: list[str], world: FloatArray, pixels: FloatArray,
+                                  source: str = "scene points") -> tuple[WorldFrame, dict]:
+    """Rigid transform that puts triangulated scene points on their surveyed coordinates.
+
+    The board already fixes the scale, so only rotation and translation are solved (the scale a
+    similarity fit would need is reported as a check of the survey and the calibration).
+
+    Args:
+        rig: the calibrated rig (any world frame).
+        names: ``(P,)`` point names; world: ``(P, 3)`` surveyed positions, metres;
+        pixels: ``(C, P, 2)`` where each camera sees them (NaN where not).
+    Returns:
+        ``(frame, report)`` with per-point residuals in millimetres.
+    Raises:
+        CalibrationInputError: fewer than 3 points seen by two cameras, or collinear points.
+    """
+    from .errors import CalibrationInputError
+    from .geometry import rigid_align
+
+    tri = rig.triangulate(pixels)
+    ok = np.isfinite(tri).all(axis=1)
+    if ok.sum() < 3:
+        seen = {n: int(np.isfinite(pixels[:, k, 0]).sum()) for k, n in enumerate(names)}
+        raise CalibrationInputError(f"{source}: at least 3 points must each be seen by 2 or more cameras; "
+                                    f"cameras per point: {seen}")
+    centred = world[ok] - world[ok].mean(axis=0)
+    if np.linalg.svd(centred, compute_uv=False)[1] < 1e-3:
+        raise CalibrationInputError(f"{source}: the scene points are (nearly) collinear; the world frame's "
+                                    "rotation needs points spread in two directions")
+    rot, t, _ = rigid_align(tri[ok], world[ok])
+    _, _, scale = rigid_align(tri[ok], world[ok], with_scale=True)
+    resid = np.linalg.norm(tri[ok] @ rot.T + t - world[ok], axis=1) * 1000.0
+    used = [n for n, o in zip(names, ok) if o]
+    report = {"points_used": used, "residual_mm": dict(zip(used, np.round(resid, 2).tolist())),
+              "rms_mm": float(np.sqrt(np.mean(resid**2))), "scale_check": float(scale),
+              "points_not_used": [n for n, o in zip(names, ok) if not o]}
+    return WorldFrame(rot, t, f"surveyed scene points ({source}): {len(used)} points, RMS "
+                      f"{report['rms_mm']:.1f} mm; metres"), report

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="estimate each camera's sub-frame time offset (default) or trust the frame pairing")
     p.add_argument("--origin-frame", type=int, default=None,
                    help="frame whose board pose sets the world frame (Z out of the board's printed face)")
+    p.add_argument("--scene-points", type=Path, default=None, metavar="TOML",
+                   help="surveyed points (metres) and their pixels per camera that set the world frame")
     p.add_argument("--intrinsics-only", action="store_true", help="solve each camera's intrinsics only")
     p.add_argument("--fix-intrinsics", type=Path, default=None, metavar="RIG",
                    help="keep the intrinsics of this rig's cameras (matched by name); solve extrinsics")
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     fixed = CameraRig.load(args.fix_intrinsics) if args.fix_intrinsics else None
     opts = CalibrationOptions(model=args.model, sync=args.sync, origin_frame=args.origin_frame,
+                              scene_points=args.scene_points,
                               intrinsics_only=args.intrinsics_only, fixed_intrinsics=fixed, fps=args.fps,
                               seed=args.seed)
     progress = None if args.quiet else (lambda m: print(m, flush=True))

@@ -126,3 +126,27 @@ def test_intrinsics_only_and_fixed_intrinsics(truth_rig, studio_board):
     for est, true in zip(fixed.rig, truth_rig):
         np.testing.assert_array_equal(est.matrix, true.matrix)
     assert truth_errors(fixed.rig, truth_rig)["centre_mm"].max() < 2.0
+
+
+def test_scene_points_set_the_world_frame(truth_rig, studio_board, tmp_path):
+    import tomli_w
+
+    dets = observe(truth_rig, studio_board, smooth_board_path(0, extent_m=2.0), 120, FPS, noise_px=0.1)
+    marks = np.array([[0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [-1.0, -0.5, 0], [0.5, 0.5, 1.0]])
+    pix = truth_rig.project(marks)
+    points = [{"name": f"mark{k}", "world": m.tolist(),
+               "pixels": {c.name: pix[i, k].tolist() for i, c in enumerate(truth_rig) if i != k % 4}}
+              for k, m in enumerate(marks)]
+    path = tmp_path / "scene.toml"
+    path.write_text(tomli_w.dumps({"point": points}))
+    res = calibrate_from_detections(dets, studio_board, CalibrationOptions(sync="index", scene_points=path),
+                                    fps=FPS, progress=None)
+    for est, true in zip(res.rig, truth_rig):  # no alignment: the rig is in the surveyed frame
+        assert np.linalg.norm(est.center - true.center) < 0.005
+    assert res.report["scene_points"]["rms_mm"] < 2.0
+    assert "surveyed scene points" in res.rig.metadata["world_frame"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(tomli_w.dumps({"point": [{"name": "x", "world": [0, 0, 0], "pixels": {"camX": [1, 2]}}]}))
+    with pytest.raises(ValueError, match="names camera 'camX', which is not in the rig"):
+        calibrate_from_detections(dets, studio_board, CalibrationOptions(sync="index", scene_points=bad), fps=FPS,
+                                  progress=None)
