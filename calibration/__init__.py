@@ -1,1 +1,24 @@
-"""PoseStudio calibration."""
+"""PoseStudio calibration: camera model, rigs, boards, detection, rig calibration, rig files.
+
+The small surface most users need::
+
+    from posestudio.calibration import CameraRig, load_board, calibrate_rig
+
+    board = load_board("board.toml")
+    result = calibrate_rig(["cam1.mp4", "cam2.mp4", "cam3.mp4"], board)
+    result.rig.save("rig.toml")
+    rig = CameraRig.load("rig.toml")
+    points = rig.triangulate(pixels)        # (C, ..., 2) pixels -> (..., 3) metres
+"""
+
+from .board import BoardSpec, load_board
+from .calibrate import CalibrationOptions, CalibrationResult, calibrate_from_detections, calibrate_rig
+from .camera import Camera
+from .errors import BoardError, CalibrationFailure, CalibrationInputError, RigFileError
+from .rig import CameraRig
+
+__all__ = [
+    "BoardError", "BoardSpec", "Camera", "CameraRig", "CalibrationFailure", "CalibrationInputError",
+    "CalibrationOptions", "CalibrationResult", "RigFileError", "calibrate_from_detections", "calibrate_rig",
+    "load_board",
+]

@@ -54,15 +54,21 @@ class FrameDetection:
 class BoardDetector:
     """Finds one board in grayscale images.
 
-    For ChArUco boards it looks for markers of the board's stated polarity; when a frame shows
-    none, it also tries the other polarity and records that (``FrameDetection.inverted``), so a
-    board printed white-on-black is found even when its file does not say so.
+    For ChArUco boards it looks for markers of the board's stated polarity; until the board has
+    been found once it also tries the other polarity and records that (``FrameDetection.inverted``),
+    so a board printed white-on-black is found even when its file does not say so.
+
+    Used on consecutive frames of one camera, it first searches a window around the board's
+    previous position and falls back to the whole image when the board may extend past that
+    window: same corners, a fraction of the time.
     """
 
     def __init__(self, board: BoardSpec, try_other_polarity: bool = True) -> None:
         self.board = board
         self.try_other_polarity = try_other_polarity
         self._polarity = board.inverted
+        self._polarity_confirmed = False
+        self._previous: BoardObservation | None = None
         if board.type == "charuco":
             self._cv_board = board.charuco_board()
             self._detector = self._make_charuco_detector()
@@ -85,17 +91,54 @@ class BoardDetector:
             gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
         if self.board.type == "checkerboard":
             return self._detect_checkerboard(gray, frame)
-        # Try the polarity that last worked first, so a board file with the wrong polarity costs
-        # one extra search per camera rather than one per frame.
+        tracked = self._detect_near_previous(gray, frame)
+        result = tracked if tracked is not None else self._detect_charuco_full(gray, frame)
+        self._previous = result.observation
+        if result.observation is not None:
+            self._polarity, self._polarity_confirmed = result.inverted, True
+        return result
+
+    def _detect_charuco_full(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection:
+        # The polarity that last worked is tried first; the other one only until the board has been
+        # found once (then it is known), so a wrong board file costs little.
         first = self._detect_charuco(gray, frame, self._polarity)
         # Not only when no markers: a few false markers in the room must not hide the board.
-        if first.observation is None and self.try_other_polarity:
+        if first.observation is None and self.try_other_polarity and not self._polarity_confirmed:
             other = self._detect_charuco(gray, frame, not self._polarity)
             if other.observation is not None or other.marker_ids.size > first.marker_ids.size:
-                if other.observation is not None:
-                    self._polarity = other.inverted
                 return other
         return first
+
+    def _detect_near_previous(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection | None:
+        """Detection in a window around the previous frame's board, or None to search everywhere."""
+        prev = self._previous
+        if prev is None or prev.frame != frame - 1:
+            return None
+        h, w = gray.shape
+        lo, hi = prev.pixels.min(axis=0), prev.pixels.max(axis=0)
+        pad = np.maximum(0.6 * (hi - lo), 60.0)
+        x0, y0 = np.maximum(np.floor(lo - pad).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(hi + pad).astype(int), [w, h])
+        if (x1 - x0) * (y1 - y0) > 0.6 * w * h:
+            return None
+        res = self._detect_charuco(np.ascontiguousarray(gray[y0:y1, x0:x1]), frame, self._polarity)
+        if res.observation is None:
+            return None
+        obs = res.observation
+        obs.pixels = obs.pixels + [x0, y0]
+        # Accept only if the whole board (as its corners' homography predicts it) lies inside the
+        # window or outside the image: otherwise corners beyond the window could have been missed.
+        obj = self.board.corner_points()[obs.ids, :2]
+        hom, _ = cv2.findHomography(obj, obs.pixels, 0)
+        if hom is None:
+            return None
+        bw, bh = self.board.size_m
+        outline = cv2.perspectiveTransform(np.array([[[0, 0], [bw, 0], [bw, bh], [0, bh]]], float), hom)[0]
+        margin = 8.0
+        inside = ((outline[:, 0] > x0 + margin) & (outline[:, 0] < x1 - margin)
+                  & (outline[:, 1] > y0 + margin) & (outline[:, 1] < y1 - margin))
+        beyond_image = ((outline[:, 0] < 0) | (outline[:, 0] > w) | (outline[:, 1] < 0) | (outline[:, 1] > h))
+        return res if bool(np.all(inside | beyond_image)) else None
 
     def _detect_charuco(self, gray: NDArray[np.uint8], frame: int, inverted: bool) -> FrameDetection:
         image = 255 - gray if inverted else gray
