@@ -178,10 +178,10 @@ class _Evaluator:
         #: (poses, N) indicator: sums per-corner quantities into their board pose
         self.pose_sum = sp.csr_matrix((np.ones(n), (obs.pose, np.arange(n))), shape=(self.n_poses, n))
 
-    def _evaluate(self, p: RigParameters, with_jacobian: bool):
+    def _evaluate(self, p: RigParameters, with_jacobian: bool, pose_only: bool = False):
         o = self.obs
         return corner_residuals(p.intrinsics, p.extrinsics, p.poses, p.offsets, o.camera, o.pose, o.pose_prev,
-                                o.pose_next, o.corner, o.pixel, o.stencil, p.fisheye, with_jacobian)
+                                o.pose_next, o.corner, o.pixel, o.stencil, p.fisheye, with_jacobian, pose_only)
 
     def residuals(self, p: RigParameters) -> FloatArray:
         """``(N, 2)`` reprojection residuals, pixels."""
@@ -264,7 +264,7 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     from crawling along the curved valley that couples camera and board poses. Vectorised: one
     6 x 6 system per pose.
     """
-    r, jac = ev._evaluate(p, True)
+    r, jac = ev._evaluate(p, True, pose_only=True)
     w = _huber_weights(np.linalg.norm(r, axis=1), huber)
     j = jac.pose  # (N, 2, 6), the corner's own frame
     h_obs = np.einsum("nki,nkj,n->nij", j, j, w)

@@ -71,11 +71,19 @@ class BoardDetector:
         self._previous: BoardObservation | None = None
         if board.type == "charuco":
             self._cv_board = board.charuco_board()
-            self._detector = self._make_charuco_detector()
+            # Adaptive-threshold windows 3 and 13 px find markers of any size; OpenCV's default adds a
+            # 23 px window, which costs 60 % more time but recovers a few more markers on poor
+            # footage. The thorough pass runs only where the fast one saw markers but no board
+            # (measured: 40 % less time, 0.2-1 % fewer corners).
+            self._fast = self._make_charuco_detector(max_window=13)
+            self._thorough = self._make_charuco_detector(max_window=23)
 
-    def _make_charuco_detector(self) -> "cv2.aruco.CharucoDetector":
+    def _make_charuco_detector(self, max_window: int) -> "cv2.aruco.CharucoDetector":
         det = cv2.aruco.CharucoDetector(self._cv_board)
         params = cv2.aruco.DetectorParameters()
+        params.adaptiveThreshWinSizeMin = 3
+        params.adaptiveThreshWinSizeStep = 10
+        params.adaptiveThreshWinSizeMax = max_window
         params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
         # One polarity per pass: inverted boards are handled by inverting the image.
         params.detectInvertedMarker = False
@@ -142,7 +150,16 @@ class BoardDetector:
 
     def _detect_charuco(self, gray: NDArray[np.uint8], frame: int, inverted: bool) -> FrameDetection:
         image = 255 - gray if inverted else gray
-        corners, ids, _, marker_ids = self._detector.detectBoard(image)
+        res = self._detect_charuco_with(self._fast, image, frame, inverted)
+        if res.observation is None and res.marker_ids.size:
+            slow = self._detect_charuco_with(self._thorough, image, frame, inverted)
+            if slow.observation is not None or slow.marker_ids.size > res.marker_ids.size:
+                return slow
+        return res
+
+    def _detect_charuco_with(self, detector: "cv2.aruco.CharucoDetector", image: NDArray[np.uint8], frame: int,
+                             inverted: bool) -> FrameDetection:
+        corners, ids, _, marker_ids = detector.detectBoard(image)
         mids = np.zeros(0, np.int64) if marker_ids is None else np.asarray(marker_ids, np.int64).ravel()
         if ids is None or len(ids) == 0:
             reason = "no markers found" if mids.size == 0 else f"{mids.size} markers but no ChArUco corners"

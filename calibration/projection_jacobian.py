@@ -138,8 +138,8 @@ class CornerJacobians:
 def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: FloatArray, offsets: FloatArray,
                      camera: NDArray[np.int64], pose: NDArray[np.int64], pose_prev: NDArray[np.int64],
                      pose_next: NDArray[np.int64], corner: FloatArray, observed: FloatArray,
-                     stencil: FloatArray, fisheye: NDArray[np.bool_], with_jacobian: bool = False
-                     ) -> tuple[FloatArray, CornerJacobians | None]:
+                     stencil: FloatArray, fisheye: NDArray[np.bool_], with_jacobian: bool = False,
+                     pose_only: bool = False) -> tuple[FloatArray, CornerJacobians | None]:
     """Reprojection residuals of board corners at each camera's exposure time.
 
     The corner's world position at the camera's exposure time (frame + offset frames) is
@@ -151,6 +151,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
             board-to-world; offsets: ``(C,)`` frames; fisheye: ``(C,)``.
         camera, pose, pose_prev, pose_next: ``(N,)`` indices per observation;
         corner: ``(N, 3)`` board frame, metres; observed: ``(N, 2)`` pixels; stencil: ``(N, 3)``.
+        pose_only: compute only the ``pose`` block (the others come back None).
     Returns:
         ``(residual (N, 2) pixels, Jacobian blocks or None)``.
     """
@@ -174,8 +175,18 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     if not with_jacobian:
         return res, None
     g_b = rotation_jacobian_basis(rot_b, rotation_derivative_factor(poses[:, :3], rot_b))
-    g_c = rotation_jacobian_basis(rot_c, rotation_derivative_factor(extrinsics[:, :3], rot_c))
     n = len(res)
+    dxy_dpc = np.zeros((n, 2, 3))
+    dxy_dpc[:, 0, 0] = 1 / z
+    dxy_dpc[:, 1, 1] = 1 / z
+    dxy_dpc[:, :, 2] = -xy / z[:, None]
+    dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ dxy_dpc)
+    dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
+    if pose_only:
+        coef = 1 + delta * stencil[:, 1]
+        j_pf = np.concatenate([dpix_dx @ _rotate_jac(g_b[pose], corner), dpix_dx], axis=2) * coef[:, None, None]
+        return res, CornerJacobians(None, None, j_pf, None, None, None)  # type: ignore[arg-type]
+    g_c = rotation_jacobian_basis(rot_c, rotation_derivative_factor(extrinsics[:, :3], rot_c))
     j_intr = np.zeros((n, 2, N_INTRINSICS))
     j_intr[:, 0, 0] = xyd[:, 0]
     j_intr[:, 1, 1] = xyd[:, 1]
@@ -183,14 +194,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     j_intr[:, 1, 3] = 1.0
     j_intr[:, 0, 4:] = fx[:, None] * jd_d[:, 0]
     j_intr[:, 1, 4:] = fy[:, None] * jd_d[:, 1]
-    # d pix / d pc = diag(f) . d xyd/d xy . d xy / d pc
-    dxy_dpc = np.zeros((n, 2, 3))
-    dxy_dpc[:, 0, 0] = 1 / z
-    dxy_dpc[:, 1, 1] = 1 / z
-    dxy_dpc[:, :, 2] = -xy / z[:, None]
-    dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ dxy_dpc)
     j_ext = np.concatenate([dpix_dpc @ _rotate_jac(g_c[camera], world), dpix_dpc], axis=2)
-    dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
     coefs = (1 + delta * stencil[:, 1], delta * stencil[:, 0], delta * stencil[:, 2])
     blocks = []
     for idx, coef in zip((pose, pose_prev, pose_next), coefs):
