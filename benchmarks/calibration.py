@@ -127,6 +127,11 @@ def check_targets(rows: list[tuple[str, PeerResult, dict]], truth: CameraRig) ->
         worse = [label for label, m in peers if m[key] <= ours[key]]
         print(f"  {key:<26} {ours[key]:8.3f}  target < {limit:<5} {'met' if ours[key] < limit else 'MISSED':<7}"
               f"  beats every peer: {'yes' if not worse else 'no (' + ', '.join(worse) + ')'}")
+    t_ours = next(res.seconds for label, res, _ in rows if label.startswith("PoseStudio (") and res.ok)
+    for label, res, _ in rows:
+        if res.ok and label.startswith(("aniposelib", "cv2.")):
+            goal = "at least 3x faster" if label.startswith("aniposelib") else "within 2x"
+            print(f"  wall time vs {label:<40} {res.seconds / t_ours:5.2f}x faster  (target: {goal})")
 
 
 def main(argv: list[str] | None = None) -> int:
