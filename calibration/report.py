@@ -69,8 +69,12 @@ def write_report_png(report: dict, path: str | Path) -> None:
     if bse and bse.get("pairs"):
         txt = (f"board-size error\n  mean {bse['mean_abs_mm']:.2f} mm\n  RMS {bse['rms_mm']:.2f} mm\n"
                f"  p95 {bse['p95_abs_mm']:.2f} mm\n  scale {bse['scale_error_percent']:+.3f} %\n"
-               f"  {bse['pairs']} corner pairs in {bse['frames']} frames\n\n"
-               f"overall reprojection RMS {report.get('reprojection_rms_px', float('nan')):.3f} px")
+               f"  {bse['pairs']} corner pairs in {bse['frames']} frames\n")
+        aligned = report.get("board_size_error_time_aligned")
+        if aligned and aligned.get("pairs"):
+            txt += (f"time-aligned (offsets applied)\n  mean {aligned['mean_abs_mm']:.2f} mm, RMS "
+                    f"{aligned['rms_mm']:.2f} mm\n  corner reprojection {aligned['reprojection_rms_px']:.2f} px\n")
+        txt += f"\nadjustment reprojection RMS {report.get('reprojection_rms_px', float('nan')):.3f} px"
     else:
         txt = "intrinsics only: no board-size error"
     ax.text(0.02, 0.98, txt, va="top", family="monospace", fontsize=11)
@@ -79,7 +83,8 @@ def write_report_png(report: dict, path: str | Path) -> None:
     for i, c in enumerate(names):
         ax = fig.add_subplot(grid[1, i])
         cov = np.asarray(cams[c].get("coverage", [[0]]), float)
-        ax.imshow(cov, cmap="viridis", aspect="auto", interpolation="nearest")
+        w, h = cams[c].get("image_size", [cov.shape[1], cov.shape[0]])
+        ax.imshow(cov, cmap="viridis", interpolation="nearest", extent=(0, w, h, 0))
         ax.set_title(f"{c}: corners per cell ({cams[c].get('board_frames', 0)} views)")
         ax.set_xticks([])
         ax.set_yticks([])

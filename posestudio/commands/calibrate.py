@@ -80,6 +80,10 @@ def summary(report: dict) -> str:
         lines.append(f"board-size error: mean {bse['mean_abs_mm']:.2f} mm, RMS {bse['rms_mm']:.2f} mm "
                      f"({bse['pairs']} corner pairs, {bse['frames']} frames); corner reprojection RMS "
                      f"{bse['reprojection_rms_px']:.3f} px")
+    aligned = report.get("board_size_error_time_aligned")
+    if aligned and aligned.get("pairs"):
+        lines.append(f"board-size error with the time offsets applied: mean {aligned['mean_abs_mm']:.2f} mm, RMS "
+                     f"{aligned['rms_mm']:.2f} mm; corner reprojection RMS {aligned['reprojection_rms_px']:.3f} px")
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
