@@ -33,11 +33,14 @@ def triangulate_dlt(poses: FloatArray, normalized: FloatArray, weights: FloatArr
     row_y = xy0[..., 1:2] * poses[:, None, 2, :] - poses[:, None, 1, :]
     rows = np.stack([row_x, row_y], axis=1) * w[:, None, :, None]  # (C, 2, N, 4)
     a = rows.transpose(2, 0, 1, 3).reshape(n_pts, 2 * n_cams, 4)
-    # Smallest right singular vector via the 4x4 normal matrix (much faster than a batched SVD).
-    ata = np.einsum("nki,nkj->nij", a, a)
-    _, vecs = np.linalg.eigh(ata)
-    hom = vecs[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pts = hom[:, :3] / hom[:, 3:4]
+    # Inhomogeneous DLT (homogeneous coordinate fixed to 1): the 3x3 normal equations of the
+    # algebraic error. Batched 3x3 solves are several times faster than 4x4 eigen-decompositions
+    # and give the same point for any point not at infinity.
+    ata = np.swapaxes(a, 1, 2) @ a
+    m, rhs = ata[:, :3, :3], -ata[:, :3, 3]
+    solvable = np.abs(np.linalg.det(m)) > 1e-18
+    pts = np.full((n_pts, 3), np.nan)
+    if solvable.any():
+        pts[solvable] = np.linalg.solve(m[solvable], rhs[solvable][..., None])[..., 0]
     pts[(seen & (w > 0)).sum(axis=0) < min_views] = np.nan
     return pts

@@ -149,9 +149,10 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
         dproj[..., 1, 1] = 1 / zs
         dproj[..., 0, 2] = -pc[..., 0] / zs**2
         dproj[..., 1, 2] = -pc[..., 1] / zs**2
-        jac = np.einsum("cnkj,cji->cnki", dproj, poses[:, :, :3])  # (C, N, 2, 3)
-        h = np.einsum("cn,cnki,cnkj->nij", w, jac, jac)
-        g = np.einsum("cn,cnki,cnk->ni", w, jac, r)
+        jac = dproj @ poses[:, None, :, :3]  # (C, N, 2, 3)
+        wjac = jac * w[..., None, None]
+        h = (np.swapaxes(wjac, -1, -2) @ jac).sum(axis=0)  # (N, 3, 3)
+        g = (np.swapaxes(wjac, -1, -2) @ r[..., None])[..., 0].sum(axis=0)  # (N, 3)
         solvable = ok & (np.linalg.det(h) > 1e-12)
         step = np.zeros((n, 3))
         step[solvable] = -np.linalg.solve(h[solvable], g[solvable][..., None])[..., 0]
