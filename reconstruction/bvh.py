@@ -86,6 +86,9 @@ class BvhMotion:
     up_axis: str = "y"
 
     def __post_init__(self) -> None:
+        for name in ("offsets", "motion", "end_site_offsets"):  # accept lists; store float64 arrays
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        object.__setattr__(self, "end_site_offsets", self.end_site_offsets.reshape(-1, 3))
         n = len(self.names)
         if len(self.parents) != n or len(self.channels) != n or np.shape(self.offsets) != (n, 3):
             raise ValueError(f"BvhMotion: names ({n}), parents ({len(self.parents)}), channels "
@@ -96,6 +99,10 @@ class BvhMotion:
         n_ch = sum(len(c) for c in self.channels)
         if self.motion.ndim != 2 or self.motion.shape[1] != n_ch:
             raise ValueError(f"BvhMotion: motion has shape {self.motion.shape}, expected (frames, {n_ch})")
+        if len(self.end_site_parents) != len(self.end_site_offsets) or any(
+                not 0 <= p < n for p in self.end_site_parents):
+            raise ValueError(f"BvhMotion: {len(self.end_site_parents)} End Site parents (joint indices < {n}) "
+                             f"for {len(self.end_site_offsets)} End Site offsets")
         if self.up_axis not in ("y", "z"):
             raise ValueError(f"BvhMotion: up_axis must be 'y' or 'z', not {self.up_axis!r}")
 
@@ -490,3 +497,64 @@ def write_bvh(path: str | os.PathLike[str], motion: BvhMotion) -> None:
     out.append(f"Frame Time: {motion.frame_time!r}")
     out.extend(_fmt(row) for row in motion.motion[:, columns])
     Path(path).write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bandai Namco Research Motion Dataset skeleton -> H36M17
+
+#: Distance (metres) from Bandai's ``Head`` joint to the top of the head, along the Head joint's
+#: local +X axis (the neck-to-head direction; Bandai's Head End Site has a zero offset, so the file
+#: does not say where the head ends). Bandai's ``Head`` joint lies at the upper neck, about chin
+#: height (0.6 m above the pelvis); 0.21 m is an adult's chin-to-vertex head height (about 0.13 of
+#: stature), giving standing heights of 1.54-1.62 m for the dataset's actors.
+BANDAI_HEAD_TOP_OFFSET_M = 0.21
+
+#: H36M17 joint -> Bandai joint(s); a tuple is averaged. See :func:`bandai_to_h36m17`.
+BANDAI_TO_H36M17: dict[str, str | tuple[str, ...]] = {
+    "pelvis": ("UpperLeg_L", "UpperLeg_R"),
+    "r_hip": "UpperLeg_R", "r_knee": "LowerLeg_R", "r_ankle": "Foot_R",
+    "l_hip": "UpperLeg_L", "l_knee": "LowerLeg_L", "l_ankle": "Foot_L",
+    "spine": "Spine",
+    "thorax": "Neck",
+    "neck": "Head",
+    "head": "Head",  # + BANDAI_HEAD_TOP_OFFSET_M along the Head joint's +X axis
+    "l_shoulder": "UpperArm_L", "l_elbow": "LowerArm_L", "l_wrist": "Hand_L",
+    "r_shoulder": "UpperArm_R", "r_elbow": "LowerArm_R", "r_wrist": "Hand_R",
+}
+
+
+def bandai_to_h36m17(motion: BvhMotion, frames: slice | NDArray[np.int64] | None = None,
+                     head_top_offset_m: float = BANDAI_HEAD_TOP_OFFSET_M) -> FloatArray:
+    """H36M17 joint positions of a Bandai-dataset motion (see ``posestudio.models.keypoints``).
+
+    Mapping (Bandai joint names; every point is rigidly attached to one Bandai bone):
+
+    * ``pelvis`` = midpoint of ``UpperLeg_L`` and ``UpperLeg_R`` (the hip joint centres; the
+      ``Hips`` joint itself sits about 2 cm higher), as the 2D detector mappings define it;
+    * hips, knees, ankles = ``UpperLeg``, ``LowerLeg``, ``Foot``;
+    * ``spine`` = ``Spine`` (on average 4.4 cm from the pelvis-thorax midpoint over the 75 clips;
+      ``Chest`` is 5.9 cm from it);
+    * ``thorax`` = ``Neck`` (the base of the neck, 3.6 cm on average from the shoulders' midpoint);
+    * ``neck`` = ``Head`` (Bandai's Head joint is at the upper neck, about chin height);
+    * ``head`` = ``Head`` + ``head_top_offset_m`` along the Head joint's local +X axis (top of head);
+    * shoulders, elbows, wrists = ``UpperArm``, ``LowerArm``, ``Hand``.
+
+    Args:
+        motion: a Bandai BVH motion (as read by :func:`read_bvh` with centimetres, Y up).
+        frames: which frames (default all).
+        head_top_offset_m: Head joint to head top, metres.
+    Returns:
+        ``(F, 17, 3)`` positions in metres, Z up, H36M17 order.
+    Raises:
+        KeyError: if a Bandai joint is missing from the skeleton.
+    """
+    from posestudio.models.keypoints import H36M17
+
+    rot, pos = motion.world_transforms(frames)
+    out = np.empty(pos.shape[:1] + (H36M17.n_joints, 3))
+    for dst, src in BANDAI_TO_H36M17.items():
+        names = (src,) if isinstance(src, str) else src
+        out[:, H36M17.index(dst)] = pos[:, [motion.index(n) for n in names]].mean(axis=1)
+    head = motion.index("Head")
+    out[:, H36M17.index("head")] += head_top_offset_m * rot[:, head, :, 0]
+    return out

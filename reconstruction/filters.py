@@ -64,8 +64,9 @@ class OneEuroFilter:
     * Step: because the cutoff never drops below ``min_cutoff``, the remaining fraction of a step
       after ``n`` samples at period ``dt`` is at most ``(1 + dt / tau_max) ** -n`` (about
       ``exp(-n dt / tau_max)``). Hence the output covers 63 % of any step within
-      ``tau_max + 1.5 dt`` and 90 % within ``ln(10) tau_max + 1.5 dt``; ``beta > 0`` only makes it
-      faster. :meth:`step_latency_bound` returns these bounds.
+      ``tau_max + 1.5 dt`` and 90 % within ``ln(10) tau_max + 2.5 dt`` of the first sample after the
+      step; ``beta > 0`` only makes it faster (in practice much faster: a step is a large speed).
+      :meth:`step_latency_bound` returns the exact bound for given ``dt`` and fraction.
 
     **Missing data.** A joint that is NaN in the input is output as NaN and its state is held (not
     updated). When it reappears the elapsed ``dt`` is used; if the gap is longer than
@@ -292,7 +293,7 @@ def butterworth_zero_phase(points: ArrayLike, fps: float, cutoff_hz: float = 6.0
 
     Forward-backward filtering cancels the phase, so there is no lag at any frequency. The
     magnitude response is the square of the single-pass one: ``1 / (1 + (f / cutoff) ** (2 *
-    order)) `` -- 0.5 (-6 dB) at ``cutoff_hz`` rather than -3 dB, and an effective order of
+    order))`` -- 0.5 (-6 dB) at ``cutoff_hz`` rather than -3 dB, and an effective order of
     ``2 * order``. It is non-causal (needs the whole sequence), hence offline only.
 
     Gap handling: short gaps (``<= max_gap_frames``) are first filled by :func:`fill_gaps`; then

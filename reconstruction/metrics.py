@@ -31,7 +31,9 @@ Definitions (``p`` prediction, ``g`` ground truth, ``r`` root index, ``j`` valid
   ``s = sum <p', g'> / sum ||p'||^2`` over the valid joints (Rhodin et al., 2018).
 * PCK3D: share of valid joints whose root-aligned error is ``<= threshold`` (default 0.150 m, the
   MPI-INF-3DHP protocol); AUC: mean PCK3D over 31 thresholds ``0, 5, ..., 150 mm``. Both are
-  fractions in ``[0, 1]`` (multiply by 100 for the percentages papers print).
+  fractions in ``[0, 1]`` (multiply by 100 for the percentages papers print). The 0 mm threshold
+  only counts exact hits (in practice the root joint after root alignment), so even a near-perfect
+  prediction scores at most about ``30/31 + (1/31) / J`` AUC.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def _as_points(points: ArrayLike, name: str = "points") -> FloatArray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape (frames, joints, 3) or (joints, 3), got {arr.shape}")
+        raise ValueError(f"{name} must have shape (frames, joints, 3) or (joints, 3), "
+                         f"got {arr.shape}")
     return arr
 
 
@@ -164,7 +167,8 @@ def mpjpe(pred: ArrayLike, gt: ArrayLike, root: int | None = 0, *,
     return _reduce(_joint_errors(p, g), valid, per_joint)
 
 
-def mpjpe_absolute(pred: ArrayLike, gt: ArrayLike, *, per_joint: bool = False) -> float | FloatArray:
+def mpjpe_absolute(pred: ArrayLike, gt: ArrayLike, *,
+                   per_joint: bool = False) -> float | FloatArray:
     """Mean per-joint position error without any alignment (world-frame error).
 
     A calibrated studio reconstructs in the world frame, so this is the error a user of the
@@ -336,6 +340,9 @@ def auc_pck3d(pred: ArrayLike, gt: ArrayLike, thresholds: ArrayLike | None = Non
             31 steps of 5 mm).
         root: root joint index; ``None`` uses absolute errors.
         per_joint: return ``(J,)`` per-joint values.
+    The 0 threshold counts only exact hits, so a near-perfect but inexact prediction scores just
+    under ``30/31`` (``errors <= threshold``, as in :func:`pck3d`).
+
     Returns:
         Mean PCK fraction in ``[0, 1]``; NaN when no joint is valid.
     """

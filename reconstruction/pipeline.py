@@ -1,0 +1,164 @@
+"""Offline and live reconstruction of 3D skeletons from multi-view 2D keypoints.
+
+``reconstruct(rig, keypoints)``: cameras matched by name, detector layout mapped to the 17-joint
+Human3.6M body, robust triangulation, then smoothing: a zero-phase Butterworth with short-gap
+filling offline, or a causal One Euro filter live. ``run_reconstruction`` does the files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from posestudio.calibration.rig import CameraRig
+from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_h36m17, coco17_to_h36m17,
+                                         layout_from_joint_names)
+
+from .filters import butterworth_zero_phase, one_euro
+from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
+from .metrics import bone_length_cv, reprojection_errors
+from .triangulation import TriangulationOptions, triangulate_robust
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class ReconstructionOptions:
+    """Settings.
+
+    Attributes:
+        live: causal path (One Euro filter, no look-ahead) instead of the offline smoother.
+        triangulation: robust triangulation settings.
+        max_gap_s: offline, gaps up to this long (seconds) are filled by interpolation.
+        cutoff_hz: offline Butterworth cut-off.
+        one_euro_min_cutoff, one_euro_beta: live filter settings (Hz, Hz per m/s).
+    """
+
+    live: bool = False
+    triangulation: TriangulationOptions = field(default_factory=TriangulationOptions)
+    max_gap_s: float = 0.25
+    cutoff_hz: float = 6.0
+    one_euro_min_cutoff: float = 1.0
+    one_euro_beta: float = 1.0
+
+
+@dataclass
+class ReconstructionResult:
+    """3D joints and the report that describes them."""
+
+    points: Points3D
+    report: dict
+
+
+def to_h36m17(keypoints: FloatArray, layout: KeypointLayout, joint_names: list[str]) -> FloatArray:
+    """Map ``(C, F, J, 3)`` keypoints in ``layout`` (joints in ``joint_names`` order) to H36M17."""
+    ordered = keypoints[..., layout.indices(joint_names), :] if list(layout.joints) != list(joint_names) else keypoints
+    if layout.name == H36M17.name:
+        return ordered
+    if layout.name == "coco17":
+        return coco17_to_h36m17(ordered)
+    if layout.name == "blazepose33":
+        return blazepose33_to_h36m17(ordered)
+    raise ValueError(f"no mapping from the {layout.name!r} layout to {H36M17.name}")
+
+
+def _match_cameras(rig: CameraRig, names: list[str], where: str) -> CameraRig:
+    unknown = [n for n in names if n not in rig.names]
+    if unknown:
+        raise KeypointFileError(f"{where}: cameras {unknown} are not in the rig (rig cameras: {', '.join(rig.names)})")
+    return rig.subset(names)
+
+
+def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions | None = None,
+                source: str = "<keypoints>") -> ReconstructionResult:
+    """Reconstruct ``(frames, 17, 3)`` joints in metres from multi-view 2D keypoints."""
+    opts = options or ReconstructionOptions()
+    sub = _match_cameras(rig, kp.camera_names, source)
+    try:
+        layout = layout_from_joint_names(kp.joint_names)
+    except ValueError as exc:
+        raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
+    kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
+    tri = triangulate_robust(sub, kp17, opts.triangulation)
+    raw = tri.points  # (F, 17, 3)
+    # confidence: mean detector confidence of the inlier views, scaled down below three views
+    conf_sum = np.where(tri.inliers, np.nan_to_num(kp17[..., 2]), 0.0).sum(axis=0)
+    n_views = tri.n_views
+    confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
+    confidence = confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
+    filled = np.zeros(raw.shape[:2], bool)
+    if opts.live:
+        points = one_euro(raw, kp.fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
+        smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
+    else:
+        max_gap = int(round(opts.max_gap_s * kp.fps))
+        points, filled = butterworth_zero_phase(raw, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
+        smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
+                     "gaps_filled_up_to_frames": max_gap}
+        confidence = np.where(filled, 0.3, confidence)  # interpolated, not observed
+    confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
+    reproj_all = reprojection_errors(points, kp17[..., :2], sub)  # (C, F, 17), every detection
+    reproj = np.where(tri.inliers, reproj_all, np.nan)  # the views the points were made from
+    if True:  # noqa: SIM108 - keeps the per-camera/per-joint tables together
+        per_cam = {name: _rms(reproj[c]) for c, name in enumerate(sub.names)}
+        per_joint = {j: _rms(reproj[:, :, k]) for k, j in enumerate(H36M17.joints)}
+        per_cam_joint = {name: {j: _rms(reproj[c, :, k]) for k, j in enumerate(H36M17.joints)}
+                         for c, name in enumerate(sub.names)}
+    ok = np.isfinite(points).all(axis=-1)
+    report = {
+        "format": "posestudio-reconstruction-report", "format_version": 1,
+        "frames": int(points.shape[0]), "fps": kp.fps, "cameras": sub.names,
+        "input_layout": layout.name, "output_layout": H36M17.name, "mode": "live" if opts.live else "offline",
+        "reprojection_rms_px": _rms(reproj), "reprojection_rms_px_all_detections": _rms(reproj_all),
+        "reprojection_rms_px_per_camera": per_cam,
+        "reprojection_rms_px_per_joint": per_joint, "reprojection_rms_px_per_camera_joint": per_cam_joint,
+        "bone_length_cv": float(bone_length_cv(points, H36M17.bone_indices)),
+        "fraction_reconstructed": float(ok.mean()),
+        "fraction_reconstructed_per_joint": dict(zip(H36M17.joints, ok.mean(axis=0).round(4).tolist())),
+        "fraction_triangulated": float(np.isfinite(raw).all(axis=-1).mean()),
+        "fraction_gap_filled": float(filled.mean()),
+        "fraction_filled_by_prior": 0.0,
+        "outlier_views_rejected": int((np.isfinite(kp17[..., 0]) & ~tri.inliers
+                                       & np.isfinite(raw).all(axis=-1)[None]).sum()),
+        "smoothing": smoothing,
+        "triangulation": {"min_confidence": opts.triangulation.min_confidence,
+                          "threshold_px": opts.triangulation.threshold_px},
+    }
+    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
+
+
+def _rms(a: FloatArray) -> float | None:
+    a = np.asarray(a)
+    a = a[np.isfinite(a)]
+    return None if a.size == 0 else float(np.sqrt(np.mean(a**2)))
+
+
+def run_reconstruction(calibration: str | Path, keypoints: str | Path, out_dir: str | Path,
+                       options: ReconstructionOptions | None = None) -> ReconstructionResult:
+    """Read the rig and keypoints, reconstruct, write ``OUT/points3d.npz`` and ``OUT/report.json``.
+
+    Nothing is written unless everything succeeded; each file is written atomically.
+    """
+    rig = CameraRig.load(calibration)
+    kp = read_keypoints2d(keypoints)
+    result = reconstruct(rig, kp, options, str(keypoints))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_points3d(out / "points3d.npz", result.points)
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps(result.report, indent=1, default=_json_default))
+    tmp.replace(out / "report.json")
+    return result
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    raise TypeError(type(value))
