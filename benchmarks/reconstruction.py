@@ -135,18 +135,20 @@ def main(argv: list[str] | None = None) -> int:
                         for m in ("dlt", "ransac", "fast")]
         except ImportError:
             print("aniposelib not installed (make bench installs it): its rows are skipped")
-        try:
-            from benchmarks.peers import pose2sim_peer
+        from benchmarks.peers import pose2sim_peer
 
+        if pose2sim_peer.pose2sim_version():
             for filt in (False, True):
-                label = "Pose2Sim triangulation" + (" + filtering" if filt else "")
+                label = f"Pose2Sim {pose2sim_peer.pose2sim_version()} triangulation" + (" + filtering" if filt else "")
 
                 def fn(t, filt=filt):
-                    pts, secs, _ = pose2sim_peer.triangulate(t.rig, t.keypoints, t.fps, list(H36M17.joints), filt)
+                    pts, secs, info = pose2sim_peer.triangulate(t.rig, t.keypoints, t.fps, list(H36M17.joints), filt)
+                    if pts is None:
+                        raise RuntimeError(info.get("failure", "no output"))
                     return pts, secs
                 methods.append((label, fn))
-        except ImportError as exc:
-            print(f"Pose2Sim peer unavailable ({exc}): its rows are skipped")
+        else:
+            print("Pose2Sim not installed (see benchmarks/README.md): its rows are skipped")
     for n_cams in args.cameras:
         takes = make_takes(n_cams, errors, args.frames, args.seed)
         print(f"\n== {n_cams} cameras, {len(takes)} clips ({', '.join(t.name for t in takes)}), {args.frames} frames "
