@@ -22,6 +22,7 @@ from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_
 from .filters import butterworth_zero_phase, one_euro
 from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
 from .metrics import bone_length_cv, reprojection_errors
+from .plausibility import implausible_joints, reference_bone_lengths
 from .triangulation import TriangulationOptions, triangulate_robust
 
 FloatArray = NDArray[np.float64]
@@ -41,10 +42,13 @@ class ReconstructionOptions:
 
     live: bool = False
     triangulation: TriangulationOptions = field(default_factory=TriangulationOptions)
-    max_gap_s: float = 0.25
+    max_gap_s: float = 0.5
     cutoff_hz: float = 6.0
-    one_euro_min_cutoff: float = 1.0
-    one_euro_beta: float = 1.0
+    # Tuned on projected motion capture (benchmarks/reconstruction.py): at beta = 1 the filter lags
+    # a running body by tens of millimetres; beta = 20 keeps the lag to about 2 mm over the raw
+    # error while still smoothing slow, jittery joints.
+    one_euro_min_cutoff: float = 2.0
+    one_euro_beta: float = 20.0
 
 
 @dataclass
@@ -85,7 +89,11 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
     kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
     tri = triangulate_robust(sub, kp17, opts.triangulation)
-    raw = tri.points  # (F, 17, 3)
+    raw = tri.points.copy()  # (F, 17, 3)
+    trusted = tri.n_views >= 3
+    reference = reference_bone_lengths(raw, H36M17.bone_indices, trusted)
+    dropped = implausible_joints(raw, H36M17.bone_indices, (tri.n_views == 2), reference)
+    raw[dropped] = np.nan
     # confidence: mean detector confidence of the inlier views, scaled down below three views
     conf_sum = np.where(tri.inliers, np.nan_to_num(kp17[..., 2]), 0.0).sum(axis=0)
     n_views = tri.n_views
@@ -123,6 +131,7 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         "fraction_triangulated": float(np.isfinite(raw).all(axis=-1).mean()),
         "fraction_gap_filled": float(filled.mean()),
         "fraction_filled_by_prior": 0.0,
+        "two_view_joints_dropped_by_bone_lengths": int(dropped.sum()),
         "outlier_views_rejected": int((np.isfinite(kp17[..., 0]) & ~tri.inliers
                                        & np.isfinite(raw).all(axis=-1)[None]).sum()),
         "smoothing": smoothing,
