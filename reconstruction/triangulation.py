@@ -44,7 +44,7 @@ class TriangulationOptions:
     min_confidence: float = 0.3
     threshold_px: float = 12.0
     min_views: int = 2
-    refine_iterations: int = 3
+    refine_iterations: int = 2
 
 
 @dataclass
@@ -70,10 +70,34 @@ class Triangulation:
 
 def _project_normalized(poses: FloatArray, points: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Ideal normalised projections ``(C, N, 2)`` and depths ``(C, N)`` of points ``(N, 3)``."""
-    pc = np.einsum("cij,nj->cni", poses[:, :, :3], points) + poses[:, None, :, 3]
+    pc = points[None] @ np.swapaxes(poses[:, :, :3], 1, 2) + poses[:, None, :, 3]
     z = pc[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         return pc[..., :2] / z[..., None], z
+
+
+def _midpoint_two_views(pose_a: FloatArray, pose_b: FloatArray, xy_a: FloatArray, xy_b: FloatArray) -> FloatArray:
+    """Closed-form two-view triangulation: midpoint of the closest points of the two rays.
+
+    Args:
+        pose_a, pose_b: ``(3, 4)`` world-to-camera; xy_a, xy_b: ``(N, 2)`` normalised coordinates.
+    Returns:
+        ``(N, 3)`` world points (NaN for parallel rays).
+    """
+    ra, rb = pose_a[:, :3], pose_b[:, :3]
+    ca, cb = -ra.T @ pose_a[:, 3], -rb.T @ pose_b[:, 3]
+    da = np.c_[xy_a, np.ones(len(xy_a))] @ ra  # ray directions in the world (R^T d)
+    db = np.c_[xy_b, np.ones(len(xy_b))] @ rb
+    w0 = ca - cb
+    a, b, c = (da * da).sum(1), (da * db).sum(1), (db * db).sum(1)
+    d, e = da @ w0, db @ w0
+    den = a * c - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (b * e - c * d) / den
+        t = (a * e - b * d) / den
+    pts = 0.5 * ((ca + s[:, None] * da) + (cb + t[:, None] * db))
+    pts[~(np.abs(den) > 1e-12 * a * c)] = np.nan
+    return pts
 
 
 def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
@@ -119,7 +143,7 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
         if not both.any():
             continue
         idx = np.flatnonzero(both)
-        pts = triangulate_dlt(poses[[a, b]], normed[[a, b]][:, idx], None, 2)
+        pts = _midpoint_two_views(poses[a], poses[b], normed[a, idx], normed[b, idx])
         err = view_errors(pts, idx)  # (C, n_idx)
         inl = err < opts.threshold_px
         count = inl.sum(axis=0)
@@ -139,7 +163,7 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
         ok = np.isfinite(points).all(axis=1)
         if not ok.any():
             break
-        pc = np.einsum("cij,nj->cni", poses[:, :, :3], np.nan_to_num(points)) + poses[:, None, :, 3]
+        pc = np.nan_to_num(points)[None] @ np.swapaxes(poses[:, :, :3], 1, 2) + poses[:, None, :, 3]
         z = pc[..., 2]
         zs = np.where(np.abs(z) > 1e-9, z, 1e-9)
         r = pc[..., :2] / zs[..., None] - np.nan_to_num(normed)  # (C, N, 2)
