@@ -95,7 +95,10 @@ def run_aniposelib(take: Take, mode: str) -> tuple[np.ndarray, float]:
     flat = pts2d.reshape(c, f * j, 2)
     t0 = time.perf_counter()
     if mode == "ransac":
-        out = group.triangulate_ransac(flat, undistort=True, min_cams=2, progress=False)[0]
+        # its RANSAC needs every point seen by at least two cameras; give it those, NaN elsewhere
+        seen = np.isfinite(flat[..., 0]).sum(axis=0) >= 2
+        out = np.full((f * j, 3), np.nan)
+        out[seen] = group.triangulate_ransac(flat[:, seen], undistort=True, min_cams=2, progress=False)[0]
     else:
         out = group.triangulate(flat, undistort=True, progress=False, fast=(mode == "fast"))
     return np.asarray(out).reshape(f, j, 3), time.perf_counter() - t0

@@ -203,13 +203,26 @@ class LossWeights:
 
     reprojection: float = 1.0
     canonicalisation: float = 0.1
-    consistency: float = 0.1
+    consistency: float = 1.0
+    consistency_l2: float = 0.1
+    rotation_consistency: float = 0.0
     fine_l2: float = 1e-3
     huber_eps: float = 0.01
 
 
+def _reprojection(proj: Tensor, kp: Tensor, m: Tensor, eps: float) -> Tensor:
+    """Mean pseudo-Huber 2D error over visible joints, divided by ``eps`` (~ distance for d >> eps).
+
+    ``proj`` ``(..., J, 2)`` is first centred on the visible joints, as the input 2D ``kp`` was.
+    """
+    proj = proj - (proj * m[..., None]).sum(-2, keepdim=True) / m.sum(-1).clamp_min(1.0)[..., None, None]
+    d = (proj - kp).norm(dim=-1)
+    return (pseudo_huber(d, eps) * m).sum() / m.sum().clamp_min(1.0) / eps
+
+
 def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weights: LossWeights | None = None,
-                         generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+                         generator: torch.Generator | None = None, camera_rotations: Tensor | None = None,
+                         ) -> tuple[Tensor, dict[str, float]]:
     """Training losses on a batch of multi-view instants.
 
     Args:
@@ -219,6 +232,10 @@ def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weight
         mask: ``(B, V, J)`` visibility.
         weights: loss weights.
         generator: random rotations for the canonicalisation loss.
+        camera_rotations: optional ``(B, V, 3, 3)`` world-to-camera rotations of the views (a
+            calibrated rig knows them; no 3D pose is involved): adds the rotation-consistency loss
+            (weight ``rotation_consistency``): ``Rc_v^T R_v``, the canonical-to-world rotation
+            implied by view ``v``, must agree across views.
     Returns:
         ``(total, parts)``: the weighted scalar loss and the unweighted parts as floats
         (``reprojection``, ``canonicalisation``, ``consistency``, ``fine_l2``, ``total``).
@@ -226,21 +243,35 @@ def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weight
     w = weights or LossWeights()
     out = net(kp, mask)
     m = mask.to(kp.dtype)
-    d = (out["projection"] - kp).norm(dim=-1)
-    reproj = (pseudo_huber(d, w.huber_eps) * m).sum() / m.sum().clamp_min(1.0)
+    reproj = _reprojection(out["projection"], kp, m, w.huber_eps)
     x = out["shape"]
     flat = x.reshape(-1, *x.shape[-2:])
     r = random_rotations(flat.shape[0], generator, device=kp.device, dtype=kp.dtype)
     back = net.canonicalise(torch.einsum("nij,nkj->nki", r, flat))
     canon = ((back - flat) ** 2).sum(-1).mean()
     if kp.shape[1] > 1:
-        cons = ((x - x.mean(1, keepdim=True)) ** 2).sum(-1).mean() * kp.shape[1] / (kp.shape[1] - 1)
+        # (i) the instant's mean canonical shape, seen through each view's own rotation and scale,
+        # must reproduce that view's 2D (a needle-like shape whose RMS hides the view-dependent
+        # detail cannot pass this); (ii) the shapes themselves agree (squared distance, unit RMS).
+        x_mean = centre_unit(x.mean(1, keepdim=True)).expand_as(x)
+        proj_mean = out["scale"][..., None, None] * torch.einsum("...ij,...kj->...ki",
+                                                                out["rotation"][..., :2, :], x_mean)
+        cons = _reprojection(proj_mean, kp, m, w.huber_eps)
+        cons_l2 = ((x - x.mean(1, keepdim=True)) ** 2).sum(-1).mean() * kp.shape[1] / (kp.shape[1] - 1)
     else:
-        cons = x.new_zeros(())
+        cons = cons_l2 = x.new_zeros(())
+    if camera_rotations is not None and kp.shape[1] > 1 and w.rotation_consistency > 0:
+        q = torch.einsum("bvji,bvjk->bvik", camera_rotations.to(x.dtype), out["rotation"])  # Rc^T R
+        rot_cons = ((q - q.mean(1, keepdim=True)) ** 2).sum((-1, -2)).mean()
+    else:
+        rot_cons = x.new_zeros(())
     fine = (out["beta"] ** 2).mean() if out["beta"].numel() else x.new_zeros(())
-    total = w.reprojection * reproj + w.canonicalisation * canon + w.consistency * cons + w.fine_l2 * fine
-    parts = {"reprojection": float(reproj), "canonicalisation": float(canon), "consistency": float(cons),
-             "fine_l2": float(fine), "total": float(total)}
+    total = (w.reprojection * reproj + w.canonicalisation * canon + w.consistency * cons
+             + w.consistency_l2 * cons_l2 + w.rotation_consistency * rot_cons + w.fine_l2 * fine)
+    parts = {"reprojection": float(reproj.detach()), "canonicalisation": float(canon.detach()),
+             "consistency": float(cons.detach()), "consistency_l2": float(cons_l2.detach()),
+             "rotation_consistency": float(rot_cons.detach()),
+             "fine_l2": float(fine.detach()), "total": float(total.detach())}
     return total, parts
 
 

@@ -52,6 +52,7 @@ class TrainConfig:
     device: str | None = None
     max_seconds: float | None = None
     eval_views: int = 4
+    use_rig_rotations: bool = False
     eval_max_poses: int = 2000
     weights: LossWeights = field(default_factory=LossWeights)
     views: ViewConfig = field(default_factory=ViewConfig)
@@ -188,7 +189,8 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
             idx = order[s * config.batch_size:(s + 1) * config.batch_size]
             batch = render_views(poses_t[idx], config.n_views, gen, config.views)
             loss, parts = factorization_losses(model, batch["kp"].to(dev), batch["mask"].to(dev),
-                                               config.weights, rot_gen)
+                                               config.weights, rot_gen,
+                                               batch["rotation"] if config.use_rig_rotations else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
