@@ -85,7 +85,7 @@ _TEMPLATE = np.array([
     [-0.21, -0.02, 0.90]], dtype=np.float32)
 
 
-def synthetic_poses(n: int, n_modes: int = 4, amplitude_m: float = 0.15, seed: int = 0) -> np.ndarray:
+def synthetic_poses(n: int, n_modes: int = 4, amplitude_m: float = 0.06, seed: int = 0) -> np.ndarray:
     """Poses from a random linear shape model (for tests): template + ``sum_k c_k B_k``.
 
     Args:

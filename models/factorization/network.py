@@ -15,7 +15,12 @@ Losses (:func:`factorization_losses`), none of which uses 3D ground truth:
 * pseudo-Huber reprojection on visible joints (``eps = 0.01`` in normalised units);
 * canonicalisation (C3DPO): a second small MLP must map ``R' X`` back to ``X`` for random
   rotations ``R'``;
-* multi-view consistency: canonical shapes predicted from the ``V`` views of one instant agree.
+* multi-view consistency: canonical shapes predicted from the ``V`` views of one instant agree,
+  measured (a) as the reprojection error of the instant's mean shape through each view's own
+  rotation and scale and (b) as the squared distance between the shapes;
+* rotation consistency (when the views' camera rotations ``Rc_v`` are known, as in a calibrated
+  rig; still no 3D pose): ``Rc_v^T R_v`` must be the same for all views of an instant. Without it
+  the network trained here on Bandai found degenerate depth-dominated shapes (see CHECKPOINT.md).
 
 All coordinates here are in normalised units (dimensionless); shapes are given per function.
 """
@@ -205,7 +210,7 @@ class LossWeights:
     canonicalisation: float = 0.1
     consistency: float = 1.0
     consistency_l2: float = 0.1
-    rotation_consistency: float = 0.0
+    rotation_consistency: float = 1.0
     fine_l2: float = 1e-3
     huber_eps: float = 0.01
 
@@ -238,7 +243,8 @@ def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weight
             implied by view ``v``, must agree across views.
     Returns:
         ``(total, parts)``: the weighted scalar loss and the unweighted parts as floats
-        (``reprojection``, ``canonicalisation``, ``consistency``, ``fine_l2``, ``total``).
+        (``reprojection``, ``canonicalisation``, ``consistency`` (mean-shape reprojection),
+        ``consistency_l2``, ``rotation_consistency``, ``fine_l2``, ``total``).
     """
     w = weights or LossWeights()
     out = net(kp, mask)

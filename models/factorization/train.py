@@ -52,7 +52,7 @@ class TrainConfig:
     device: str | None = None
     max_seconds: float | None = None
     eval_views: int = 4
-    use_rig_rotations: bool = False
+    use_rig_rotations: bool = True
     eval_max_poses: int = 2000
     weights: LossWeights = field(default_factory=LossWeights)
     views: ViewConfig = field(default_factory=ViewConfig)
@@ -245,6 +245,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--consistency-weight", type=float, default=d.weights.consistency)
     p.add_argument("--canonical-weight", type=float, default=d.weights.canonicalisation)
+    p.add_argument("--rotation-weight", type=float, default=d.weights.rotation_consistency,
+                   help="weight of the rotation-consistency loss (needs the views' camera rotations)")
+    p.add_argument("--no-rig-rotations", action="store_true",
+                   help="ablation: do not use the virtual cameras' rotations (2D only, C3DPO-like + shape consistency)")
     p.add_argument("--frame-stride", type=int, default=d.frame_stride)
     p.add_argument("--data", default=None, help="folder of Bandai .bvh clips (default ../shared/data/bandai_mocap_1)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
@@ -257,9 +261,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, seed=args.seed, n_bases=args.n_bases, hierarchical=not args.single_level,
                        n_fine=args.n_fine, hidden=args.hidden, n_views=args.views, batch_size=args.batch_size,
                        lr=args.lr, frame_stride=args.frame_stride, data_dir=args.data, device=args.device,
-                       max_seconds=args.max_seconds,
+                       max_seconds=args.max_seconds, use_rig_rotations=not args.no_rig_rotations,
                        weights=LossWeights(consistency=args.consistency_weight,
-                                           canonicalisation=args.canonical_weight))
+                                           canonicalisation=args.canonical_weight,
+                                           rotation_consistency=args.rotation_weight))
 
 
 def run(args: argparse.Namespace, command: str) -> int:

@@ -19,7 +19,7 @@ from posestudio.models.factorization.train import TrainConfig, evaluate, mean_sh
 
 def _config(**kw) -> TrainConfig:
     poses = synthetic_poses(1400, n_modes=4, seed=0)
-    base = dict(epochs=25, seed=0, hidden=128, n_bases=6, n_fine=4, batch_size=128, n_views=4,
+    base = dict(epochs=80, seed=0, hidden=128, n_bases=6, n_fine=4, batch_size=128, n_views=4,
                 device="cpu", train_poses=poses[:1200], test_poses=poses[1200:], use_rig_rotations=True)
     base.update(kw)
     return TrainConfig(**base)
@@ -145,3 +145,17 @@ def test_bandai_loading_and_split() -> None:
     train_p, test_p, names = split_clips(clips)
     assert train_p.shape[1:] == (17, 3) and len(names) == len(clips) // 5
     assert len(train_p) + len(test_p) == sum(len(p) for _, p in clips)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not DEFAULT_BANDAI_DIR.is_dir(), reason="Bandai clips absent")
+def test_command_line_writes_a_checkpoint_with_its_command(tmp_path) -> None:
+    from posestudio.models.factorization.train import main
+
+    out = tmp_path / "c.pt"
+    assert main(["--out", str(out), "--epochs", "1", "--frame-stride", "30", "--hidden", "32", "--device", "cpu"]) == 0
+    ckpt = torch.load(out, weights_only=False)
+    assert ckpt["command"].endswith("--device cpu") and "--epochs 1" in ckpt["command"]
+    assert ckpt["net_config"]["hidden"] == 32 and "p_mpjpe_mm" in ckpt["log"]["eval"]
+    prior = FactorizationPrior.load(out)
+    assert prior.model.config.hidden == 32
