@@ -75,7 +75,10 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
         pts = triangulate_robust(take.rig, take.keypoints).points
     else:
         kp = Keypoints2D(take.keypoints, take.rig.names, list(H36M17.joints), take.fps)
-        pts = reconstruct(take.rig, kp, ReconstructionOptions(live=(mode == "live"))).points.points3d
+        opts = ReconstructionOptions(live=mode.startswith("live"))
+        if mode.endswith("no-prior"):
+            opts.prior = None
+        pts = reconstruct(take.rig, kp, opts).points.points3d
     return pts, time.perf_counter() - t0
 
 
@@ -127,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     errors = DetectorErrors(noise_px=args.noise_px, outlier_rate=args.outliers, occlusion_rate=args.dropouts)
     methods: list[tuple[str, callable]] = [
         ("PoseStudio triangulation", lambda t: run_posestudio(t, "triangulation")),
-        ("PoseStudio + offline smoothing", lambda t: run_posestudio(t, "offline")),
-        ("PoseStudio + live filter (causal)", lambda t: run_posestudio(t, "live")),
+        ("PoseStudio + smoothing, no prior", lambda t: run_posestudio(t, "offline no-prior")),
+        ("PoseStudio + prior + smoothing", lambda t: run_posestudio(t, "offline")),
+        ("PoseStudio live, no prior (causal)", lambda t: run_posestudio(t, "live no-prior")),
+        ("PoseStudio live + prior (causal)", lambda t: run_posestudio(t, "live")),
     ]
     if not args.skip_peers:
         try:

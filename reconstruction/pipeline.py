@@ -38,6 +38,8 @@ class ReconstructionOptions:
         max_gap_s: offline, gaps up to this long (seconds) are filled by interpolation.
         cutoff_hz: offline Butterworth cut-off.
         one_euro_min_cutoff, one_euro_beta: live filter settings (Hz, Hz per m/s).
+        prior: checkpoint of the factorization network that fills joints the cameras cannot
+            triangulate (None: no prior).
     """
 
     live: bool = False
@@ -49,6 +51,32 @@ class ReconstructionOptions:
     # error while still smoothing slow, jittery joints.
     one_euro_min_cutoff: float = 2.0
     one_euro_beta: float = 20.0
+    prior: str | Path | None = field(default_factory=lambda: default_prior_path())
+
+
+#: Confidence given to joints filled by the factorization prior (not observed by two cameras).
+PRIOR_CONFIDENCE = 0.2
+
+
+def default_prior_path() -> Path:
+    """The factorization checkpoint that ships with PoseStudio."""
+    import posestudio.models.factorization as factorization
+
+    return Path(factorization.__file__).parent / "checkpoint.pt"
+
+
+_PRIORS: dict[str, object] = {}
+
+
+def _load_prior(path: str | Path):
+    from posestudio.models.factorization.prior import FactorizationPrior
+
+    key = str(path)
+    if key not in _PRIORS:
+        if not Path(path).is_file():
+            raise KeypointFileError(f"{path}: factorization checkpoint not found")
+        _PRIORS[key] = FactorizationPrior.load(path)
+    return _PRIORS[key]
 
 
 @dataclass
@@ -100,7 +128,12 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
     confidence = confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
     filled = np.zeros(raw.shape[:2], bool)
+    by_prior = np.zeros(raw.shape[:2], bool)
+    prior = _load_prior(opts.prior) if opts.prior else None
     if opts.live:
+        if prior is not None:  # per frame, so still causal
+            raw, by_prior = prior.fill(raw, kp17, sub)
+            confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
         points = one_euro(raw, kp.fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
         smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
     else:
@@ -109,6 +142,14 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
                      "gaps_filled_up_to_frames": max_gap}
         confidence = np.where(filled, 0.3, confidence)  # interpolated, not observed
+        if prior is not None and not np.isfinite(points).all():
+            # What interpolation could not bridge (joints out of view for long, clip ends): the
+            # canonical shape aligned to the frame's reconstructed joints, then smoothed too.
+            with_prior, by_prior = prior.fill(points, kp17, sub)
+            if by_prior.any():
+                smoothed = butterworth_zero_phase(with_prior, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap)
+                points = np.where(by_prior[..., None], smoothed, points)
+                confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
     confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
     reproj_all = reprojection_errors(points, kp17[..., :2], sub)  # (C, F, 17), every detection
     reproj = np.where(tri.inliers, reproj_all, np.nan)  # the views the points were made from
@@ -130,7 +171,8 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         "fraction_reconstructed_per_joint": dict(zip(H36M17.joints, ok.mean(axis=0).round(4).tolist())),
         "fraction_triangulated": float(np.isfinite(raw).all(axis=-1).mean()),
         "fraction_gap_filled": float(filled.mean()),
-        "fraction_filled_by_prior": 0.0,
+        "fraction_filled_by_prior": float(by_prior.mean()),
+        "prior": str(opts.prior) if opts.prior else None,
         "two_view_joints_dropped_by_bone_lengths": int(dropped.sum()),
         "outlier_views_rejected": int((np.isfinite(kp17[..., 0]) & ~tri.inliers
                                        & np.isfinite(raw).all(axis=-1)[None]).sum()),
