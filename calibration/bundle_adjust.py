@@ -25,8 +25,6 @@ from .projection_jacobian import N_INTRINSICS, corner_residuals
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-_TRACE = False
-EMBEDDED_POSE_STEPS = True
 
 
 @dataclass
@@ -321,12 +319,9 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
             x_new = x.copy()
             x_new[free_idx] += step
             p_new = p.with_vector(x_new)
-            if EMBEDDED_POSE_STEPS:
-                p_new = _refine_poses(ev, p_new, opts.huber_px)
-                x_new = p_new.vector()
+            p_new = _refine_poses(ev, p_new, opts.huber_px)
+            x_new = p_new.vector()
             new_cost, r_new = cost_of(p_new)
-            if _TRACE:
-                print(f"  it {it} lam {lam:.1e} cost {cost:.6g} -> {new_cost:.6g}")
             if np.isfinite(new_cost) and new_cost < cost:
                 rel = (cost - new_cost) / max(cost, 1e-12)
                 x, p, r, cost = x_new, p_new, r_new, new_cost

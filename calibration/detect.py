@@ -177,24 +177,15 @@ class BoardDetector:
         image = 255 - gray if self.board.inverted else gray
         flags = cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY | cv2.CALIB_CB_NORMALIZE_IMAGE
         ok, corners = cv2.findChessboardCornersSB(image, pattern, flags=flags)
-        if not ok:
-            ok, corners = cv2.findChessboardCorners(
-                image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
-            if not ok:
-                return FrameDetection(None, "checkerboard not found")
-            corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
-        pix = np.asarray(corners, np.float64).reshape(-1, 2)
-        if not self._is_planar_grid(pix):
-            # The exhaustive search can return a grid that runs off the board onto a patterned
-            # background; the classic detector is deterministic and more conservative.
-            ok, corners = cv2.findChessboardCorners(
-                image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
-            if not ok:
-                return FrameDetection(None, "checkerboard corners do not form the board's grid")
-            corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
-            pix = np.asarray(corners, np.float64).reshape(-1, 2)
+        pix = np.asarray(corners, np.float64).reshape(-1, 2) if ok else None
+        if pix is None or not self._is_planar_grid(pix):
+            # The exhaustive search can miss the board, or return a grid that runs off it onto a
+            # patterned background; the classic detector is deterministic and more conservative.
+            classic = _classic_checkerboard(image, pattern)
+            if classic is None:
+                return FrameDetection(None, "checkerboard not found" if pix is None
+                                      else "checkerboard corners do not form the board's grid")
+            pix = classic
             if not self._is_planar_grid(pix):
                 return FrameDetection(None, "checkerboard corners do not form the board's grid")
         ids = np.arange(len(pix), dtype=np.int64)
@@ -211,6 +202,17 @@ class BoardDetector:
         spacing = np.median(np.linalg.norm(np.diff(pix.reshape(self.board.corners_y, self.board.corners_x, 2),
                                                    axis=1), axis=-1))
         return bool(np.max(np.linalg.norm(proj - pix, axis=1)) < tolerance * spacing)
+
+
+def _classic_checkerboard(image: NDArray[np.uint8], pattern: tuple[int, int]) -> FloatArray | None:
+    """OpenCV's classic checkerboard detector with sub-pixel refinement: ``(N, 2)`` or None."""
+    ok, corners = cv2.findChessboardCorners(image, pattern,
+                                            flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+    if not ok:
+        return None
+    corners = cv2.cornerSubPix(image, corners, (5, 5), (-1, -1),
+                               (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3))
+    return np.asarray(corners, np.float64).reshape(-1, 2)
 
 
 @dataclass

@@ -6,6 +6,7 @@ points are row vectors, ``(..., 3)``; a world-to-camera pose maps ``X_cam = R @ 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -54,8 +55,6 @@ def matrix_to_rodrigues(rot: FloatArray) -> FloatArray:
     flat = rot.reshape(-1, 3, 3)
     out = np.empty((flat.shape[0], 3))
     for i, r in enumerate(flat):  # cv2.Rodrigues is robust near pi; counts are small (cameras, poses)
-        import cv2
-
         out[i] = cv2.Rodrigues(np.ascontiguousarray(r))[0].ravel()
     return out.reshape(rot.shape[:-2] + (3,))
 

@@ -39,17 +39,25 @@ FORMAT_NAME = "posestudio-rig"
 FORMAT_VERSION = 1
 
 
-def _plain(value: Any) -> Any:
-    """Make numpy values TOML-serialisable."""
+def plain(value: Any) -> Any:
+    """numpy values to TOML-serialisable Python values (recursively; None entries of dicts dropped)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
         return value.item()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+        return {str(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def rig_to_dict(rig: CameraRig) -> dict:
@@ -76,17 +84,13 @@ def rig_to_dict(rig: CameraRig) -> dict:
     }
     extra = {k: v for k, v in rig.metadata.items() if k != "world_frame"}
     if extra:
-        doc["metadata"] = _plain(extra)
+        doc["metadata"] = plain(extra)
     return doc
 
 
 def write_rig(rig: CameraRig, path: str | Path) -> None:
     """Write ``rig.toml`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(tomli_w.dumps(rig_to_dict(rig)).encode())
-    tmp.replace(path)
+    write_text_atomic(Path(path), tomli_w.dumps(rig_to_dict(rig)))
 
 
 def _field(table: dict, key: str, where: str, path: Path) -> Any:

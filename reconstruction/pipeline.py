@@ -153,11 +153,10 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
     reproj_all = reprojection_errors(points, kp17[..., :2], sub)  # (C, F, 17), every detection
     reproj = np.where(tri.inliers, reproj_all, np.nan)  # the views the points were made from
-    if True:  # noqa: SIM108 - keeps the per-camera/per-joint tables together
-        per_cam = {name: _rms(reproj[c]) for c, name in enumerate(sub.names)}
-        per_joint = {j: _rms(reproj[:, :, k]) for k, j in enumerate(H36M17.joints)}
-        per_cam_joint = {name: {j: _rms(reproj[c, :, k]) for k, j in enumerate(H36M17.joints)}
-                         for c, name in enumerate(sub.names)}
+    per_cam = {name: _rms(reproj[c]) for c, name in enumerate(sub.names)}
+    per_joint = {j: _rms(reproj[:, :, k]) for k, j in enumerate(H36M17.joints)}
+    per_cam_joint = {name: {j: _rms(reproj[c, :, k]) for k, j in enumerate(H36M17.joints)}
+                     for c, name in enumerate(sub.names)}
     ok = np.isfinite(points).all(axis=-1)
     report = {
         "format": "posestudio-reconstruction-report", "format_version": 1,
