@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,17 @@ from posestudio.calibration.rig import CameraRig
 from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_h36m17, coco17_to_h36m17,
                                          layout_from_joint_names)
 
+from .anchors import torso_anchors
+from .bone_constraints import bone_length_per_joint, camera_rays, propagate_along_rays
 from .filters import butterworth_zero_phase, one_euro
 from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
 from .metrics import bone_length_cv, reprojection_errors
-from .plausibility import implausible_joints, reference_bone_lengths
+from .plausibility import implausible_joints, reference_bone_lengths, running_bone_lengths
+from .trajectory_refine import RefineWeights, refine_trajectories
 from .triangulation import TriangulationOptions, triangulate_robust
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
 
 @dataclass
@@ -38,6 +42,11 @@ class ReconstructionOptions:
         max_gap_s: offline, gaps up to this long (seconds) are filled by interpolation.
         cutoff_hz: offline Butterworth cut-off.
         one_euro_min_cutoff, one_euro_beta: live filter settings (Hz, Hz per m/s).
+        max_carry_s: joints seen by one camera are carried along its rays at most this long
+            (seconds) from the frames where they were reconstructed.
+        refine: offline, finish with a joint refinement of every trajectory against the cameras,
+            the bone lengths and smoothness (:mod:`~posestudio.reconstruction.trajectory_refine`).
+        refine_weights: its term weights.
         prior: checkpoint of the factorization network that fills joints the cameras cannot
             triangulate (None: no prior).
     """
@@ -51,11 +60,21 @@ class ReconstructionOptions:
     # error while still smoothing slow, jittery joints.
     one_euro_min_cutoff: float = 2.0
     one_euro_beta: float = 20.0
+    max_carry_s: float = 1.0
+    refine: bool = True
+    refine_weights: RefineWeights = field(default_factory=RefineWeights)
     prior: str | Path | None = field(default_factory=lambda: default_prior_path())
 
 
+#: Joints that move smoothly enough to be carried across a gap as anchors for the prior's fit.
+TORSO = [H36M17.index(j) for j in ("pelvis", "r_hip", "l_hip", "spine", "thorax")]
+
 #: Confidence given to joints filled by the factorization prior (not observed by two cameras).
 PRIOR_CONFIDENCE = 0.2
+#: Confidence of joints carried from a neighbouring frame along a single camera's ray.
+CARRIED_CONFIDENCE = 0.25
+#: Confidence of joints interpolated across a short gap.
+GAP_FILL_CONFIDENCE = 0.3
 
 
 def default_prior_path() -> Path:
@@ -119,7 +138,11 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     tri = triangulate_robust(sub, kp17, opts.triangulation)
     raw = tri.points.copy()  # (F, 17, 3)
     trusted = tri.n_views >= 3
-    reference = reference_bone_lengths(raw, H36M17.bone_indices, trusted)
+    # the performer's bone lengths: over the whole take offline, from the frames so far live
+    if opts.live:
+        reference = running_bone_lengths(raw, H36M17.bone_indices, trusted)
+    else:
+        reference = reference_bone_lengths(raw, H36M17.bone_indices, trusted)
     dropped = implausible_joints(raw, H36M17.bone_indices, (tri.n_views == 2), reference)
     raw[dropped] = np.nan
     # confidence: mean detector confidence of the inlier views, scaled down below three views
@@ -127,13 +150,12 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     n_views = tri.n_views
     confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
     confidence = confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
+    triangulated = np.isfinite(raw).all(axis=-1)
     filled = np.zeros(raw.shape[:2], bool)
-    by_prior = np.zeros(raw.shape[:2], bool)
     prior = _load_prior(opts.prior) if opts.prior else None
     if opts.live:
-        if prior is not None:  # per frame, so still causal
-            raw, by_prior = prior.fill(raw, kp17, sub)
-            confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
+        # every step per frame or from earlier frames only, so still causal
+        raw, carried, by_prior = _fill_missing(raw, kp17, sub, reference, prior, kp.fps, opts, causal=True)
         points = one_euro(raw, kp.fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
         smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
     else:
@@ -141,15 +163,25 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         points, filled = butterworth_zero_phase(raw, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
         smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
                      "gaps_filled_up_to_frames": max_gap}
-        confidence = np.where(filled, 0.3, confidence)  # interpolated, not observed
-        if prior is not None and not np.isfinite(points).all():
-            # What interpolation could not bridge (joints out of view for long, clip ends): the
-            # canonical shape aligned to the frame's reconstructed joints, then smoothed too.
-            with_prior, by_prior = prior.fill(points, kp17, sub)
-            if by_prior.any():
-                smoothed = butterworth_zero_phase(with_prior, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap)
-                points = np.where(by_prior[..., None], smoothed, points)
-                confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
+        confidence = np.where(filled, GAP_FILL_CONFIDENCE, confidence)
+        completed, carried, by_prior = _fill_missing(points, kp17, sub, reference, prior, kp.fps, opts, causal=False)
+        added = carried | by_prior
+        if added.any():  # smooth what was added together with what it joins
+            smoothed = butterworth_zero_phase(completed, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap)
+            points = np.where(added[..., None], smoothed, points)
+        if opts.refine:
+            # triangulated joints keep to the views they were made from; the rest use every
+            # confident detection (the robust loss sorts them out)
+            _, _, usable = camera_rays(sub, kp17, opts.triangulation.min_confidence)
+            views = np.where(triangulated[None], tri.inliers, usable)
+            points = refine_trajectories(points, np.isfinite(points).all(-1), kp.fps, H36M17.bone_indices, reference,
+                                         np.stack([c.rotation for c in sub.cameras]),
+                                         np.stack([c.translation for c in sub.cameras]),
+                                         np.array([c.matrix[0, 0] for c in sub.cameras]),
+                                         sub.undistort(kp17[..., :2]), views, opts.refine_weights)
+            smoothing["refined"] = asdict(opts.refine_weights)
+    confidence = np.where(carried, CARRIED_CONFIDENCE, confidence)
+    confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
     confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
     reproj_all = reprojection_errors(points, kp17[..., :2], sub)  # (C, F, 17), every detection
     reproj = np.where(tri.inliers, reproj_all, np.nan)  # the views the points were made from
@@ -168,8 +200,9 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         "bone_length_cv": float(bone_length_cv(points, H36M17.bone_indices)),
         "fraction_reconstructed": float(ok.mean()),
         "fraction_reconstructed_per_joint": dict(zip(H36M17.joints, ok.mean(axis=0).round(4).tolist())),
-        "fraction_triangulated": float(np.isfinite(raw).all(axis=-1).mean()),
+        "fraction_triangulated": float(triangulated.mean()),
         "fraction_gap_filled": float(filled.mean()),
+        "fraction_carried_along_rays": float(carried.mean()),
         "fraction_filled_by_prior": float(by_prior.mean()),
         "prior": str(opts.prior) if opts.prior else None,
         "two_view_joints_dropped_by_bone_lengths": int(dropped.sum()),
@@ -180,6 +213,40 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
                           "threshold_px": opts.triangulation.threshold_px},
     }
     return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
+
+
+def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_lengths: FloatArray,
+                  prior, fps: float, opts: ReconstructionOptions, causal: bool
+                  ) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Complete joints two cameras could not give: along single-camera rays, then by the prior.
+
+    Args:
+        points: ``(F, 17, 3)`` metres, NaN where missing; kp17: ``(C, F, 17, 3)`` 2D keypoints.
+        rig: their cameras; bone_lengths: ``(B,)`` or causal ``(F, B)`` metres.
+        prior: a :class:`~posestudio.models.factorization.prior.FactorizationPrior` or None.
+        fps: frame rate; causal: use only earlier frames.
+    Returns:
+        ``(points, carried (F, 17), by_prior (F, 17))``.
+    """
+    none = np.zeros(points.shape[:2], bool)
+    if np.isfinite(points).all():
+        return points, none, none
+    anchors, anchor_sigma = torso_anchors(points, fps, TORSO, causal=causal)
+    origins, rays, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
+    per_joint = bone_length_per_joint(bone_lengths, H36M17.bone_indices, H36M17.n_joints)
+    root = H36M17.index("pelvis")
+    track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
+    points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint, origins,
+                                           rays, usable, track, causal=causal,
+                                           max_frames=int(round(opts.max_carry_s * fps)))
+    by_prior = none
+    if prior is not None and not np.isfinite(points).all():
+        # what neither interpolation nor the rays could give (joints no camera sees, bodies
+        # seen by one camera far from any reconstructed frame): the canonical shape
+        anchors, anchor_sigma = torso_anchors(points, fps, TORSO, causal=causal)
+        points, by_prior = prior.fill(points, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
+                                      anchor_sigma=anchor_sigma)
+    return points, carried, by_prior
 
 
 def _rms(a: FloatArray) -> float | None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,18 +70,18 @@ class FactorizationPrior:
         return self.model(kp, m)["shape"].double().cpu().numpy()
 
     @torch.no_grad()
-    def shapes_from_views(self, keypoints2d: FloatArray, rig: Any | None = None, min_confidence: float = 0.3,
-                          min_view_joints: int = 6) -> tuple[FloatArray, BoolArray]:
-        """Canonical shapes from every camera's 2D, averaged over the usable cameras of each frame.
+    def read_views(self, keypoints2d: FloatArray, rig: Any | None = None, min_confidence: float = 0.3,
+                   min_view_joints: int = 6) -> "ViewReadings":
+        """Run the network on every camera's 2D pose of every frame (one batch).
 
         Args:
             keypoints2d: ``(C, F, 17, 3)`` x, y (distorted pixels), confidence; NaN where absent.
-            rig: a :class:`~posestudio.calibration.rig.CameraRig` (its lenses are undone first), or
-                None to use the pixels as they are.
+            rig: a :class:`~posestudio.calibration.rig.CameraRig` (its lenses are undone first,
+                giving normalised image coordinates), or None to use the pixels as they are.
             min_confidence: joints below it count as missing.
             min_view_joints: a camera's view of a frame is used when it has at least this many joints.
         Returns:
-            ``(shapes (F, 17, 3), ok (F,))``: unit-RMS canonical shapes (NaN where no camera was usable).
+            :class:`ViewReadings`.
         """
         kp = np.asarray(keypoints2d, dtype=np.float64)
         conf = np.nan_to_num(kp[..., 2], nan=0.0)
@@ -91,56 +92,197 @@ class FactorizationPrior:
             valid &= np.isfinite(xy).all(-1)
         xy_t = torch.as_tensor(np.nan_to_num(xy), dtype=torch.float32, device=self.device)
         v_t = torch.as_tensor(valid, device=self.device)
-        normed, m, _, _ = normalise_2d(xy_t, v_t)
-        shapes = self.model(normed, m)["shape"].double()                                  # (C, F, J, 3)
-        use = (m.sum(-1) >= min_view_joints).double()                                      # (C, F)
-        n = use.sum(0)                                                                     # (F,)
-        avg = (shapes * use[..., None, None]).sum(0) / n.clamp_min(1.0)[:, None, None]
-        ok = (n > 0).cpu().numpy()
-        out = avg.cpu().numpy()
-        out[~ok] = np.nan
-        return out, ok
+        normed, m, centre, radius = normalise_2d(xy_t, v_t)
+        out = self.model(normed, m)
+        use = (m.sum(-1) >= min_view_joints).cpu().numpy()                                 # (C, F)
+        return ViewReadings(xy=np.where(valid[..., None], xy, np.nan), valid=valid, confidence=conf,
+                            shapes=out["shape"].double().cpu().numpy(),
+                            rotation=out["rotation"].double().cpu().numpy(),
+                            scale=out["scale"].double().cpu().numpy(),
+                            centre=centre.double().cpu().numpy(), radius=radius.double().cpu().numpy(), use=use)
+
+    def shapes_from_views(self, keypoints2d: FloatArray, rig: Any | None = None, min_confidence: float = 0.3,
+                          min_view_joints: int = 6) -> tuple[FloatArray, BoolArray]:
+        """Canonical shapes from every camera's 2D, averaged over the usable cameras of each frame.
+
+        Args: as :meth:`read_views`.
+        Returns:
+            ``(shapes (F, 17, 3), ok (F,))``: unit-RMS canonical shapes (NaN where no camera was usable).
+        """
+        return self.read_views(keypoints2d, rig, min_confidence, min_view_joints).mean_shape()
 
     def fill(self, points3d: FloatArray, keypoints2d: FloatArray, rig: Any | None = None, *,
              min_known: int = 4, min_confidence: float = 0.3, min_view_joints: int = 6,
+             bone_lengths: FloatArray | None = None, anchors: FloatArray | None = None,
+             anchor_sigma: FloatArray | None = None, max_view_fit_px: float = 15.0,
              ) -> tuple[FloatArray, BoolArray]:
         """Fill joints missing from a reconstruction with the aligned canonical shape.
+
+        Frames with at least ``min_known`` reconstructed joints: the cameras' mean canonical shape
+        is aligned to them (similarity). Frames with fewer (the body seen by a single camera, say),
+        when ``rig`` and ``bone_lengths`` are given: the shape, scaled to the bone lengths, is
+        placed by model-based PnP on the cameras' 2D (:mod:`posestudio.reconstruction.view_fit`).
+        With ``rig`` and ``bone_lengths``, every filled joint is then put at its bone's length from
+        its parent and, where a camera sees it, on that camera's ray
+        (:mod:`posestudio.reconstruction.bone_constraints`).
 
         Args:
             points3d: ``(F, 17, 3)`` triangulated joints, metres; NaN where unknown (every finite
                 joint is taken as well triangulated and used for the alignment).
             keypoints2d: ``(C, F, 17, 3)`` the cameras' 2D keypoints (pixels, confidence).
             rig: the calibrated rig of ``keypoints2d`` (or None: pixels used as they are).
-            min_known: frames with fewer finite joints are not filled (a similarity needs >= 3
+            min_known: frames with fewer finite joints are not aligned by similarity (it needs >= 3
                 non-collinear points; 4 keeps it well posed).
             min_confidence: 2D joints below it count as missing.
             min_view_joints: minimum 2D joints for a camera's view to be used.
+            bone_lengths: ``(B,)`` or, for a causal estimate, ``(F, B)`` performer's bone lengths in
+                metres for the H36M17 bones (NaN where unknown), or None.
+            anchors, anchor_sigma: optional ``(F, 17, 3)`` soft positions (metres) and their
+                standard deviations ``(F, 17)`` for joints that are missing, e.g. the torso's
+                trajectory carried across the gap (:func:`posestudio.reconstruction.anchors.torso_anchors`);
+                they fix the depth of a body seen by one camera.
+            max_view_fit_px: a PnP-placed frame is kept only if the robust RMS reprojection error
+                of its 2D joints is below this (pixels).
         Returns:
             ``(filled (F, 17, 3), filled_mask (F, 17))``: known joints unchanged (bit for bit),
-            missing joints replaced where the frame could be aligned; ``filled_mask`` marks the
-            joints that were filled.
+            missing joints replaced where the frame could be placed; ``filled_mask`` marks them.
         """
+        from posestudio.models.keypoints import H36M17
+        from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, camera_rays,
+                                                               constrain_filled_joints)
         from posestudio.reconstruction.metrics import procrustes_align
 
         p3 = np.asarray(points3d, dtype=np.float64)
         known = np.isfinite(p3).all(-1)                                                    # (F, J)
-        shapes, ok = self.shapes_from_views(keypoints2d, rig, min_confidence, min_view_joints)
+        views = self.read_views(keypoints2d, rig, min_confidence, min_view_joints)
+        shapes, ok = views.mean_shape()
         shapes = np.where(ok[:, None, None], shapes, 0.0)
         target = np.where(known[..., None], p3, 0.0)
         can = ok & (known.sum(-1) >= min_known)
         cand = []
-        for s in (shapes, shapes * np.array([1.0, 1.0, -1.0])):                             # shape and mirror
+        for s in (shapes, shapes * MIRROR.diagonal()):                                                 # shape and mirror
             aligned, fr_ok = procrustes_align(s, target, known, min_joints=min_known)
             res = np.where(known, np.linalg.norm(np.nan_to_num(aligned) - target, axis=-1), 0.0).sum(-1)
             cand.append((aligned, np.where(fr_ok, res, np.inf)))
         use_mirror = cand[1][1] < cand[0][1]
         aligned = np.where(use_mirror[:, None, None], cand[1][0], cand[0][0])
         frame_ok = can & np.isfinite(np.minimum(cand[0][1], cand[1][1]))
+        lengths = None
+        if rig is not None and bone_lengths is not None:
+            lengths = np.broadcast_to(np.asarray(bone_lengths, dtype=np.float64),
+                                      (p3.shape[0], len(H36M17.bones)))
+            placed, placed_ok = self._place_by_views(views, shapes, p3, known, rig, lengths,
+                                                      ok & ~frame_ok, max_view_fit_px, anchors, anchor_sigma)
+            aligned = np.where(placed_ok[:, None, None], placed, aligned)
+            frame_ok = frame_ok | placed_ok
         filled_mask = ~known & frame_ok[:, None] & np.isfinite(aligned).all(-1)
         filled = p3.copy()
         filled[filled_mask] = aligned[filled_mask]
+        if lengths is not None and filled_mask.any():
+            origins, rays, _ = camera_rays(rig, keypoints2d, min_confidence)
+            per_joint = bone_length_per_joint(lengths, H36M17.bone_indices, p3.shape[1])
+            filled, _ = constrain_filled_joints(filled, filled_mask, H36M17.parents, H36M17.topological_order(),
+                                                per_joint, origins, rays, views.valid)
         return filled, filled_mask
 
+    def _place_by_views(self, views: "ViewReadings", shapes: FloatArray, p3: FloatArray, known: BoolArray,
+                        rig: Any, lengths: FloatArray, frames: BoolArray, max_rms_px: float,
+                        anchors: FloatArray | None = None, anchor_sigma: FloatArray | None = None,
+                        ) -> tuple[FloatArray, BoolArray]:
+        """Model-based PnP for ``frames`` (``(F,)``): world joints ``(F, J, 3)`` and which were placed."""
+        from posestudio.models.keypoints import H36M17
+        from posestudio.reconstruction.view_fit import fit_pose_to_views
+
+        out = np.full(p3.shape, np.nan)
+        placed = np.zeros(p3.shape[0], bool)
+        idx = np.nonzero(frames & views.use.any(0))[0]
+        if idx.size == 0:
+            return out, placed
+        bones = H36M17.bone_indices
+        x = shapes[idx]                                                                     # (n, J, 3) unit RMS
+        lx = np.linalg.norm(x[:, bones[:, 0]] - x[:, bones[:, 1]], axis=-1)                   # (n, B)
+        lref = lengths[idx]
+        good = np.isfinite(lref)
+        sigma = (np.where(good, lref * lx, 0).sum(-1) / np.maximum(np.where(good, lx**2, 0).sum(-1), 1e-12))
+        sigma = np.where(good.sum(-1) >= 4, sigma, np.nan)
+        keep = np.isfinite(sigma)
+        idx, x, sigma = idx[keep], x[keep], sigma[keep]
+        if idx.size == 0:
+            return out, placed
+        metric = x * sigma[:, None, None]
+        rc = np.stack([c.rotation for c in rig.cameras])
+        tc = np.stack([c.translation for c in rig.cameras])
+        focal = np.array([c.matrix[0, 0] for c in rig.cameras])
+        # start from the camera that sees most joints: weak perspective from its rotation and scale
+        best = np.argmax(np.where(views.use[:, idx], views.valid[:, idx].sum(-1), -1), axis=0)   # (n,)
+        rv = views.rotation[best, idx]                                                       # (n, 3, 3)
+        depth = sigma / np.maximum(views.scale[best, idx] * views.radius[best, idx], 1e-9)
+        c2 = views.centre[best, idx]
+        t_cam = np.concatenate([c2, np.ones((idx.size, 1))], -1) * depth[:, None]
+        r_cb, t_cb = rc[best], tc[best]
+        obs = views.xy[:, idx]
+        w = np.where(views.valid[:, idx], np.clip(views.confidence[:, idx], 0.0, 1.0), 0.0)
+        kn = np.where(known[idx][..., None], p3[idx], np.nan)
+        kn_sigma = np.where(known[idx], KNOWN_SIGMA_M, np.nan)
+        if anchors is not None and anchor_sigma is not None:
+            use_anchor = ~known[idx] & np.isfinite(anchors[idx]).all(-1) & np.isfinite(anchor_sigma[idx])
+            kn = np.where(use_anchor[..., None], anchors[idx], kn)
+            kn_sigma = np.where(use_anchor, anchor_sigma[idx], kn_sigma)
+        fits = []
+        for shape, rot in ((metric, rv), (metric * MIRROR.diagonal(), MIRROR @ rv @ MIRROR)):
+            r_w = np.einsum("nji,njk->nik", r_cb, rot)                                        # Rc^T Rv
+            t_w = np.einsum("nji,nj->ni", r_cb, t_cam - t_cb)
+            fit = fit_pose_to_views(shape, rc, tc, focal, obs, w, r_w, t_w, known=kn, known_sigma_m=kn_sigma)
+            fits.append((fit.apply(shape), fit.rms_px))
+        pick = np.nan_to_num(fits[1][1], nan=np.inf) < np.nan_to_num(fits[0][1], nan=np.inf)
+        pts = np.where(pick[:, None, None], fits[1][0], fits[0][0])
+        rms = np.where(pick, fits[1][1], fits[0][1])
+        accept = np.isfinite(rms) & (rms < max_rms_px)
+        out[idx[accept]] = pts[accept]
+        placed[idx[accept]] = True
+        return out, placed
+
+
+#: Standard deviation given to triangulated joints when placing a body by its views, metres.
+KNOWN_SIGMA_M = 0.02
+
+#: Mirror image of a canonical shape (orthographic projection cannot tell a shape from it).
+MIRROR = np.diag([1.0, 1.0, -1.0])
+
+
+@dataclass
+class ViewReadings:
+    """The network's reading of every camera's 2D pose, ``C`` cameras x ``F`` frames.
+
+    Attributes:
+        xy: ``(C, F, 17, 2)`` undistorted normalised image coordinates (pixels when no rig was
+            given), NaN where a joint is missing or below the confidence threshold.
+        valid: ``(C, F, 17)`` joints used; confidence: ``(C, F, 17)`` detector confidence.
+        shapes: ``(C, F, 17, 3)`` canonical shapes (unit RMS); rotation: ``(C, F, 3, 3)``
+            canonical-to-view rotations; scale: ``(C, F)`` orthographic scale of the normalised pose.
+        centre: ``(C, F, 2)`` mean visible joint; radius: ``(C, F)`` RMS radius of the visible
+            joints (units of ``xy``).
+        use: ``(C, F)`` views with enough joints to be read.
+    """
+
+    xy: FloatArray
+    valid: BoolArray
+    confidence: FloatArray
+    shapes: FloatArray
+    rotation: FloatArray
+    scale: FloatArray
+    centre: FloatArray
+    radius: FloatArray
+    use: BoolArray
+
+    def mean_shape(self) -> tuple[FloatArray, BoolArray]:
+        """``(shapes (F, 17, 3), ok (F,))``: canonical shapes averaged over each frame's usable views."""
+        use = self.use.astype(np.float64)
+        n = use.sum(0)
+        avg = (self.shapes * use[..., None, None]).sum(0) / np.maximum(n, 1.0)[:, None, None]
+        ok = n > 0
+        avg[~ok] = np.nan
+        return avg, ok
 
 
 def evaluate_fill(prior: FactorizationPrior, poses: FloatArray, rig: Any, n_drop: int = 3, seed: int = 0,
