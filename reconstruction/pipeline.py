@@ -236,6 +236,7 @@ def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_len
     per_joint = bone_length_per_joint(bone_lengths, H36M17.bone_indices, H36M17.n_joints)
     root = H36M17.index("pelvis")
     track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
+    observed = points
     points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint, origins,
                                            rays, usable, track, causal=causal,
                                            max_frames=int(round(opts.max_carry_s * fps)))
@@ -244,8 +245,16 @@ def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_len
         # what neither interpolation nor the rays could give (joints no camera sees, bodies
         # seen by one camera far from any reconstructed frame): the canonical shape
         anchors, anchor_sigma = torso_anchors(points, fps, TORSO, causal=causal)
-        points, by_prior = prior.fill(points, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
-                                      anchor_sigma=anchor_sigma)
+        if causal:
+            # live: aligned to triangulated joints only (carried ones, extrapolated from the past,
+            # mislead the alignment), no model-based placement of single-camera bodies
+            filled, by_prior = prior.fill(observed, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
+                                          anchor_sigma=anchor_sigma, place_by_views=False)
+            by_prior &= ~np.isfinite(points).all(-1)
+            points = np.where(by_prior[..., None], filled, points)
+        else:
+            points, by_prior = prior.fill(points, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
+                                          anchor_sigma=anchor_sigma)
     return points, carried, by_prior
 
 

@@ -96,6 +96,9 @@ def _build_terms(p0: FloatArray, var: BoolArray, index: IntArray, bones: IntArra
                   np.stack([p0[tf - 1, tj], p0[tf, tj], p0[tf + 1, tj]], 1), mv, model_xyz)
 
 
+_PERMC = 'MMD_AT_PLUS_A'
+
+
 def _gather(x: FloatArray, idx: IntArray, fixed: FloatArray) -> FloatArray:
     return np.where((idx >= 0)[..., None], x[np.maximum(idx, 0)], fixed)
 
@@ -103,7 +106,7 @@ def _gather(x: FloatArray, idx: IntArray, fixed: FloatArray) -> FloatArray:
 def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: IntArray, bone_lengths: FloatArray,
                         cam_rotation: FloatArray, cam_translation: FloatArray, focal_px: FloatArray,
                         observed: FloatArray, usable: BoolArray, weights: RefineWeights | None = None,
-                        iterations: int = 15) -> FloatArray:
+                        iterations: int = 8) -> FloatArray:
     """Re-estimate the ``free`` joints of a take.
 
     Args:
@@ -220,7 +223,7 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         diag = h.diagonal()
         improved = False
         for _attempt in range(6):
-            step = spsolve((h + sparse.diags(lam * diag + 1e-9)).tocsc(), -g.ravel()).reshape(n_var, 3)
+            step = spsolve((h + sparse.diags(lam * diag + 1e-9)).tocsc(), -g.ravel(), permc_spec=_PERMC).reshape(n_var, 3)
             candidate = x + step
             new_res = evaluate(candidate, False)
             new_cost = cost(new_res)

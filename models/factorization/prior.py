@@ -115,7 +115,7 @@ class FactorizationPrior:
              min_known: int = 4, min_confidence: float = 0.3, min_view_joints: int = 6,
              bone_lengths: FloatArray | None = None, anchors: FloatArray | None = None,
              anchor_sigma: FloatArray | None = None, max_view_fit_px: float = 15.0,
-             ) -> tuple[FloatArray, BoolArray]:
+             place_by_views: bool = True) -> tuple[FloatArray, BoolArray]:
         """Fill joints missing from a reconstruction with the aligned canonical shape.
 
         Frames with at least ``min_known`` reconstructed joints: the cameras' mean canonical shape
@@ -141,6 +141,7 @@ class FactorizationPrior:
                 standard deviations ``(F, 17)`` for joints that are missing, e.g. the torso's
                 trajectory carried across the gap (:func:`posestudio.reconstruction.anchors.torso_anchors`);
                 they fix the depth of a body seen by one camera.
+            place_by_views: whether to place bodies with too few known joints by model-based PnP.
             max_view_fit_px: a PnP-placed frame is kept only if the robust RMS reprojection error
                 of its 2D joints is below this (pixels).
         Returns:
@@ -171,10 +172,11 @@ class FactorizationPrior:
         if rig is not None and bone_lengths is not None:
             lengths = np.broadcast_to(np.asarray(bone_lengths, dtype=np.float64),
                                       (p3.shape[0], len(H36M17.bones)))
-            placed, placed_ok = self._place_by_views(views, shapes, p3, known, rig, lengths,
-                                                      ok & ~frame_ok, max_view_fit_px, anchors, anchor_sigma)
-            aligned = np.where(placed_ok[:, None, None], placed, aligned)
-            frame_ok = frame_ok | placed_ok
+            if place_by_views:
+                placed, placed_ok = self._place_by_views(views, shapes, p3, known, rig, lengths,
+                                                          ok & ~frame_ok, max_view_fit_px, anchors, anchor_sigma)
+                aligned = np.where(placed_ok[:, None, None], placed, aligned)
+                frame_ok = frame_ok | placed_ok
         filled_mask = ~known & frame_ok[:, None] & np.isfinite(aligned).all(-1)
         filled = p3.copy()
         filled[filled_mask] = aligned[filled_mask]
