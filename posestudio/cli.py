@@ -31,11 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``posestudio`` console script; returns the exit status."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not getattr(args, "passes_options_on", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.options = list(getattr(args, "options", []) or []) + extra
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(tokens)
+    after = getattr(args, "passes_options_on", None)
+    if after:
+        # everything after the subcommand's last word goes on untouched and in order (argparse
+        # would move options it does not know to the end)
+        args.options = tokens[tokens.index(after, tokens.index(args.command) + 1) + 1:]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -227,7 +227,7 @@ def _reprojection(proj: Tensor, kp: Tensor, m: Tensor, eps: float) -> Tensor:
 
 def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weights: LossWeights | None = None,
                          generator: torch.Generator | None = None, camera_rotations: Tensor | None = None,
-                         ) -> tuple[Tensor, dict[str, float]]:
+                         view_mask: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Training losses on a batch of multi-view instants.
 
     Args:
@@ -241,6 +241,8 @@ def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weight
             calibrated rig knows them; no 3D pose is involved): adds the rotation-consistency loss
             (weight ``rotation_consistency``): ``Rc_v^T R_v``, the canonical-to-world rotation
             implied by view ``v``, must agree across views.
+        view_mask: optional ``(B, V)`` views that take part in the consistency losses (recorded
+            sessions: a camera that saw too little of the body at that instant); default all.
     Returns:
         ``(total, parts)``: the weighted scalar loss and the unweighted parts as floats
         (``reprojection``, ``canonicalisation``, ``consistency`` (mean-shape reprojection),
@@ -255,20 +257,34 @@ def factorization_losses(net: FactorizationNet, kp: Tensor, mask: Tensor, weight
     r = random_rotations(flat.shape[0], generator, device=kp.device, dtype=kp.dtype)
     back = net.canonicalise(torch.einsum("nij,nkj->nki", r, flat))
     canon = ((back - flat) ** 2).sum(-1).mean()
-    if kp.shape[1] > 1:
+    vm = torch.ones(kp.shape[:2], dtype=kp.dtype, device=kp.device) if view_mask is None else view_mask.to(kp.dtype)
+    n_views = vm.sum(1, keepdim=True)                                                     # (B, 1)
+    vm = vm * (n_views >= 2)                                                              # instants with a pair
+    n_views = vm.sum(1, keepdim=True)
+    n_inst = (n_views[:, 0] > 0).sum().clamp_min(1)
+
+    def view_mean(t: Tensor) -> Tensor:
+        """Mean over the used views of each instant, ``(B, V, ...)`` -> ``(B, 1, ...)``."""
+        wv = vm.reshape(vm.shape + (1,) * (t.dim() - 2))
+        return (t * wv).sum(1, keepdim=True) / n_views.clamp_min(1.0).reshape(n_views.shape + (1,) * (t.dim() - 2))
+
+    if kp.shape[1] > 1 and bool((n_views > 0).any()):
         # (i) the instant's mean canonical shape, seen through each view's own rotation and scale,
         # must reproduce that view's 2D (a needle-like shape whose RMS hides the view-dependent
         # detail cannot pass this); (ii) the shapes themselves agree (squared distance, unit RMS).
-        x_mean = centre_unit(x.mean(1, keepdim=True)).expand_as(x)
+        x_mean = centre_unit(view_mean(x)).expand_as(x)
         proj_mean = out["scale"][..., None, None] * torch.einsum("...ij,...kj->...ki",
                                                                 out["rotation"][..., :2, :], x_mean)
-        cons = _reprojection(proj_mean, kp, m, w.huber_eps)
-        cons_l2 = ((x - x.mean(1, keepdim=True)) ** 2).sum(-1).mean() * kp.shape[1] / (kp.shape[1] - 1)
+        cons = _reprojection(proj_mean, kp, m * vm[..., None], w.huber_eps)
+        unbias = n_views / (n_views - 1).clamp_min(1.0)                                   # (B, 1)
+        dev2 = ((x - view_mean(x)) ** 2).sum(-1).mean(-1) * vm                            # (B, V)
+        cons_l2 = (dev2.sum(1) / n_views[:, 0].clamp_min(1.0) * unbias[:, 0]).sum() / n_inst
     else:
         cons = cons_l2 = x.new_zeros(())
-    if camera_rotations is not None and kp.shape[1] > 1 and w.rotation_consistency > 0:
+    if camera_rotations is not None and kp.shape[1] > 1 and w.rotation_consistency > 0 and bool((n_views > 0).any()):
         q = torch.einsum("bvji,bvjk->bvik", camera_rotations.to(x.dtype), out["rotation"])  # Rc^T R
-        rot_cons = ((q - q.mean(1, keepdim=True)) ** 2).sum((-1, -2)).mean()
+        dq = ((q - view_mean(q)) ** 2).sum((-1, -2)) * vm                                 # (B, V)
+        rot_cons = (dq.sum(1) / n_views[:, 0].clamp_min(1.0)).sum() / n_inst
     else:
         rot_cons = x.new_zeros(())
     fine = (out["beta"] ** 2).mean() if out["beta"].numel() else x.new_zeros(())

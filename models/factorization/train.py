@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .data import ViewConfig, load_bandai, render_views, split_clips
+from .sessions import load_session
 from .network import FactorizationNet, LossWeights, factorization_losses, net_config_dict
 
 
@@ -32,7 +33,9 @@ class TrainConfig:
     """Everything that defines a training run.
 
     ``train_poses`` / ``test_poses`` (``(N, 17, 3)`` metres) override the Bandai data when given
-    (tests use synthetic poses); they are not stored in checkpoints.
+    (tests use synthetic poses); they are not stored in checkpoints. ``sessions`` (``(rig.toml,
+    keypoints2d.npz)`` pairs) trains on a studio's own recordings instead (no held-out 3D to score);
+    ``init`` starts from a checkpoint's weights (fine-tuning; its architecture is used).
     """
 
     epochs: int = 30
@@ -56,6 +59,8 @@ class TrainConfig:
     eval_max_poses: int = 2000
     weights: LossWeights = field(default_factory=LossWeights)
     views: ViewConfig = field(default_factory=ViewConfig)
+    sessions: list[tuple[str, str]] = field(default_factory=list)
+    init: str | None = None
     train_poses: np.ndarray | None = None
     test_poses: np.ndarray | None = None
 
@@ -160,44 +165,62 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     dev = torch.device(config.device) if config.device else default_device()
-    if config.train_poses is not None:
+    sessions = [load_session(rig, kp) for rig, kp in config.sessions]
+    test_clips: list[str] = []
+    test_poses = None
+    if sessions:
+        train_poses = None
+    elif config.train_poses is not None:
         train_poses = np.asarray(config.train_poses, dtype=np.float32)
         test_poses = None if config.test_poses is None else np.asarray(config.test_poses, dtype=np.float32)
-        test_clips: list[str] = []
     else:
         clips = load_bandai(config.data_dir, config.frame_stride)
         train_poses, test_poses, test_clips = split_clips(clips, config.holdout_every)
-    model = FactorizationNet(train_poses.shape[1], config.n_bases, config.hierarchical, config.n_fine,
-                             config.hidden, config.n_layers).to(dev)
+    if config.init:
+        ckpt = torch.load(config.init, map_location="cpu", weights_only=False)
+        model = FactorizationNet(**ckpt["net_config"]).to(dev)
+        model.load_state_dict(ckpt["state_dict"])
+    else:
+        model = FactorizationNet(17, config.n_bases, config.hierarchical, config.n_fine,
+                                 config.hidden, config.n_layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    n = len(train_poses)
+    n = sum(len(v) for v in sessions) if sessions else len(train_poses)
     steps_per_epoch = max(1, math.ceil(n / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)) * 0.95 + 0.05)
     gen = torch.Generator().manual_seed(config.seed)
     rot_gen = torch.Generator().manual_seed(config.seed + 1)
-    poses_t = torch.as_tensor(train_poses)
+    poses_t = None if train_poses is None else torch.as_tensor(train_poses)
+    session_sizes = torch.tensor([len(v) for v in sessions], dtype=torch.float64)
     log: dict = {"epochs": [], "n_train": int(n), "n_test": 0 if test_poses is None else int(len(test_poses)),
-                 "test_clips": test_clips, "device": str(dev), "n_parameters": model.n_parameters()}
+                 "test_clips": test_clips, "device": str(dev), "n_parameters": model.n_parameters(),
+                 "sessions": [v.name for v in sessions]}
     t0 = time.perf_counter()
     model.train()
     for epoch in range(config.epochs):
         order = torch.randperm(n, generator=gen)
         sums: dict[str, float] = {}
         for s in range(steps_per_epoch):
-            idx = order[s * config.batch_size:(s + 1) * config.batch_size]
-            batch = render_views(poses_t[idx], config.n_views, gen, config.views)
+            if sessions:  # one session per step: its instants share the rig's number of views
+                k = int(torch.multinomial(session_sizes, 1, generator=gen))
+                idx = torch.randint(len(sessions[k]), (min(config.batch_size, len(sessions[k])),), generator=gen)
+                batch = sessions[k].batch(idx)
+            else:
+                idx = order[s * config.batch_size:(s + 1) * config.batch_size]
+                batch = render_views(poses_t[idx], config.n_views, gen, config.views)
+            view_mask = batch.get("view_mask")
             loss, parts = factorization_losses(model, batch["kp"].to(dev), batch["mask"].to(dev),
                                                config.weights, rot_gen,
-                                               batch["rotation"] if config.use_rig_rotations else None)
+                                               batch["rotation"].to(dev) if config.use_rig_rotations else None,
+                                               None if view_mask is None else view_mask.to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v / steps_per_epoch
+            for key, v in parts.items():
+                sums[key] = sums.get(key, 0.0) + v / steps_per_epoch
         sums["epoch"] = epoch
         sums["seconds"] = time.perf_counter() - t0
         log["epochs"].append(sums)
@@ -205,8 +228,10 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
             log["stopped_early"] = epoch + 1
             break
     log["seconds"] = time.perf_counter() - t0
-    ms = mean_shape(train_poses[np.linspace(0, n - 1, min(n, 2000)).astype(int)].astype(np.float64))
-    log["mean_shape"] = ms.tolist()
+    ms = None
+    if train_poses is not None:
+        ms = mean_shape(train_poses[np.linspace(0, n - 1, min(n, 2000)).astype(int)].astype(np.float64))
+        log["mean_shape"] = ms.tolist()
     if test_poses is not None:
         log["eval"] = evaluate(model, test_poses, config.eval_views, seed=config.seed + 1000,
                                views=config.views, max_poses=config.eval_max_poses, baseline=ms)
@@ -251,6 +276,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="ablation: do not use the virtual cameras' rotations (2D only, C3DPO-like + shape consistency)")
     p.add_argument("--frame-stride", type=int, default=d.frame_stride)
     p.add_argument("--data", default=None, help="folder of Bandai .bvh clips (default ../shared/data/bandai_mocap_1)")
+    p.add_argument("--session", nargs=2, action="append", default=[], metavar=("RIG", "KEYPOINTS2D"),
+                   help="train on a recorded session (rig.toml and its keypoints2d.npz) instead of the motion "
+                        "capture; repeat for several sessions")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tune, e.g. the shipped one)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after the epoch that passes this time")
     return p
@@ -262,6 +291,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        n_fine=args.n_fine, hidden=args.hidden, n_views=args.views, batch_size=args.batch_size,
                        lr=args.lr, frame_stride=args.frame_stride, data_dir=args.data, device=args.device,
                        max_seconds=args.max_seconds, use_rig_rotations=not args.no_rig_rotations,
+                       sessions=[tuple(pair) for pair in args.session], init=args.init,
                        weights=LossWeights(consistency=args.consistency_weight,
                                            canonicalisation=args.canonical_weight,
                                            rotation_consistency=args.rotation_weight))
