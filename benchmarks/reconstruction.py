@@ -1,12 +1,19 @@
 """3D reconstruction benchmark: PoseStudio against Pose2Sim and aniposelib on the same 2D input.
 
-Run from the repository root: ``.venv/bin/python -m benchmarks.reconstruction``.
+Run from the repository root: ``.venv/bin/python -m benchmarks.reconstruction`` (add ``--grid``
+for the rig-size / detector-error sweep after the main table).
 
 Real motion capture (``../shared/data/bandai_mocap_1``, converted to the 17-joint body) is
 projected into virtual studio rigs (lens distortion) and spoilt the way detectors do (Gaussian
 noise, gross outliers with ordinary confidences, occlusion runs, joints leaving the image). Every
 method gets the same keypoints; the table gives MPJPE (root-aligned and absolute), P-MPJPE,
 PCK3D, coverage, bone-length CV and throughput.
+
+``--grid`` then runs a compact sweep (3, 4, 6 and 8 cameras at the default errors; 4 cameras at
+2 / 5 px noise x 5 / 10 % outliers) with PoseStudio (triangulation; full offline pipeline with
+and without the prior), Pose2Sim (triangulation; + filtering) and aniposelib (fast mode; its
+RANSAC, ~200 points/s, is left out of the sweep), each setting's ratio of PoseStudio's full
+pipeline MPJPE to Pose2Sim's full pipeline, and a summary table over the settings.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -45,8 +53,13 @@ class Take:
     fps: float
 
 
+#: a benchmark row: label and ``take -> (points (F, 17, 3), seconds)``
+Method = tuple[str, Callable[[Take], tuple[np.ndarray, float]]]
+
+
 def load_clips(fragments: tuple[str, ...], frames: int) -> list[tuple[str, np.ndarray]]:
-    """One clip per name fragment: its middle ``frames`` frames, centred in the capture volume."""
+    """One clip per name fragment: its middle ``frames`` frames (fewer when the clip is shorter),
+    centred in the capture volume."""
     files = sorted(MOCAP.glob("*.bvh"))
     out = []
     for frag in fragments:
@@ -103,7 +116,12 @@ def run_aniposelib(take: Take, mode: str) -> tuple[np.ndarray, float]:
         out = np.full((f * j, 3), np.nan)
         out[seen] = group.triangulate_ransac(flat[:, seen], undistort=True, min_cams=2, progress=False)[0]
     else:
-        out = group.triangulate(flat, undistort=True, progress=False, fast=(mode == "fast"))
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():  # its fast mode warns on all-NaN joints ("All-NaN slice")
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = group.triangulate(flat, undistort=True, progress=False, fast=(mode == "fast"))
     return np.asarray(out).reshape(f, j, 3), time.perf_counter() - t0
 
 
@@ -114,74 +132,194 @@ def score(pred: np.ndarray, truth: np.ndarray) -> dict:
             "bone_cv": bone_length_cv(pred, H36M17.bone_indices)}
 
 
+# ---------------------------------------------------------------------------------------------
+# methods
+# ---------------------------------------------------------------------------------------------
+
+#: PoseStudio rows: label -> run_posestudio mode
+POSESTUDIO_ROWS = {
+    "triangulation": "PoseStudio triangulation",
+    "offline no-prior": "PoseStudio + smoothing, no prior",
+    "offline": "PoseStudio + prior + smoothing",
+    "live no-prior": "PoseStudio live, no prior (causal)",
+    "live": "PoseStudio live + prior (causal)",
+}
+
+
+def posestudio_methods(modes: tuple[str, ...]) -> list[Method]:
+    return [(POSESTUDIO_ROWS[m], (lambda mode: (lambda t: run_posestudio(t, mode)))(m)) for m in modes]
+
+
+def aniposelib_methods(modes: tuple[str, ...]) -> list[Method]:
+    try:
+        import aniposelib  # noqa: F401
+    except ImportError:
+        print("aniposelib not installed (make bench installs it): its rows are skipped")
+        return []
+    return [(f"aniposelib {m}", (lambda mode: (lambda t: run_aniposelib(t, mode)))(m)) for m in modes]
+
+
+def pose2sim_label(filtering: bool) -> str:
+    from benchmarks.peers import pose2sim_peer
+
+    return f"Pose2Sim {pose2sim_peer.pose2sim_version()} triangulation" + (" + filtering" if filtering else "")
+
+
+def pose2sim_methods(filterings: tuple[bool, ...]) -> list[Method]:
+    from benchmarks.peers import pose2sim_peer
+
+    if not pose2sim_peer.pose2sim_version():
+        print("Pose2Sim not installed (see benchmarks/README.md): its rows are skipped")
+        return []
+    methods = []
+    for filt in filterings:
+        def fn(t: Take, filt: bool = filt) -> tuple[np.ndarray, float]:
+            pts, secs, info = pose2sim_peer.triangulate(t.rig, t.keypoints, t.fps, list(H36M17.joints), filt)
+            if pts is None:
+                raise RuntimeError(info.get("failure", "no output"))
+            return pts, secs
+        methods.append((pose2sim_label(filt), fn))
+    return methods
+
+
+# ---------------------------------------------------------------------------------------------
+# running and printing
+# ---------------------------------------------------------------------------------------------
+
+def evaluate(fn: Callable[[Take], tuple[np.ndarray, float]], takes: list[Take]) -> dict:
+    """Mean scores over the takes (clips weighted equally) and ``points_per_s`` over all of them."""
+    rows, secs, n_pts = [], 0.0, 0
+    for t in takes:
+        pred, s = fn(t)
+        if pred is None:
+            raise RuntimeError("no output")
+        rows.append(score(pred, t.truth))
+        secs += s
+        n_pts += t.truth.shape[0] * t.truth.shape[1]
+    m = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+    m["points_per_s"] = n_pts / max(secs, 1e-9)
+    return m
+
+
+#: table columns: (metric key, header, width, format)
+FULL_COLUMNS = (("mpjpe", "MPJPE", 8, ".1f"), ("abs", "abs", 8, ".1f"), ("p_mpjpe", "P-MPJPE", 9, ".1f"),
+                ("pck", "PCK150", 8, ".1f"), ("auc", "AUC", 7, ".1f"), ("coverage", "cover %", 9, ".1f"),
+                ("bone_cv", "bone CV", 9, ".3f"), ("points_per_s", "points/s", 11, ".0f"))
+COMPACT_COLUMNS = (("mpjpe", "MPJPE", 8, ".1f"), ("p_mpjpe", "P-MPJPE", 9, ".1f"), ("pck", "PCK150", 8, ".1f"),
+                   ("coverage", "cover %", 9, ".1f"), ("bone_cv", "bone CV", 9, ".3f"),
+                   ("points_per_s", "points/s", 11, ".0f"))
+
+
+def run_table(methods: list[Method], takes: list[Take], columns=FULL_COLUMNS) -> dict[str, dict]:
+    """Run every method on the takes, print one row each; return label -> mean scores."""
+    width = max([36] + [len(label) + 2 for label, _ in methods])
+    head = f"{'method':<{width}}" + "".join(f"{h:>{w}}" for _, h, w, _ in columns)
+    print(head + "\n" + "-" * len(head))
+    results = {}
+    for label, fn in methods:
+        try:
+            m = evaluate(fn, takes)
+        except Exception as exc:  # noqa: BLE001 - a peer's failure is a row, not a crash
+            print(f"{label:<{width}}  FAILED: {type(exc).__name__}: {exc}")
+            continue
+        results[label] = m
+        print(f"{label:<{width}}" + "".join(f"{m[k]:>{w}{fmt}}" for k, _, w, fmt in columns), flush=True)
+    return results
+
+
+def describe_takes(takes: list[Take]) -> str:
+    frames = [t.truth.shape[0] for t in takes]
+    return (f"{len(takes)} clips ({', '.join(t.name.removeprefix('dataset-1_') for t in takes)}), "
+            f"{'/'.join(map(str, frames))} frames ({sum(frames)} in all)")
+
+
+def describe_errors(e: DetectorErrors) -> str:
+    return f"noise {e.noise_px:g} px, outliers {e.outlier_rate:.0%}, occlusion {e.occlusion_rate:.0%}"
+
+
+def grid_settings(errors: DetectorErrors) -> list[tuple[str, int, DetectorErrors]]:
+    """The ``--grid`` sweep: rig sizes at the default errors, then 4 cameras at 2 / 5 px x 5 / 10 %."""
+    out = [(f"{n} cameras, default errors", n, errors) for n in (3, 4, 6, 8)]
+    for noise in (2.0, 5.0):
+        for rate in (0.05, 0.10):
+            e = DetectorErrors(**{**errors.__dict__, "noise_px": noise, "outlier_rate": rate})
+            out.append((f"4 cameras, {noise:g} px, {rate:.0%} outliers", 4, e))
+    return out
+
+
+def run_grid(errors: DetectorErrors, frames: int, seed: int, skip_peers: bool) -> None:
+    full, p2s_full = POSESTUDIO_ROWS["offline"], None
+    methods = posestudio_methods(("triangulation", "offline", "offline no-prior"))
+    if not skip_peers:
+        p2s = pose2sim_methods((False, True))
+        p2s_full = p2s[-1][0] if p2s else None
+        methods += p2s + aniposelib_methods(("fast",))
+    summary = []
+    t_grid = time.perf_counter()
+    print(f"\n######## grid: rig size and detector errors ({frames} frames per clip at most, seed {seed}; "
+          "aniposelib RANSAC left out: ~200 points/s)")
+    settings = grid_settings(errors)
+    for i, (name, n_cams, e) in enumerate(settings, 1):
+        t0 = time.perf_counter()
+        takes = make_takes(n_cams, e, frames, seed)
+        print(f"\n== grid {i}/{len(settings)}: {n_cams} cameras, {describe_errors(e)}; {describe_takes(takes)}")
+        res = run_table(methods, takes, COMPACT_COLUMNS)
+        ratio = (res[full]["mpjpe"] / res[p2s_full]["mpjpe"]
+                 if p2s_full in res and full in res else float("nan"))
+        if p2s_full:
+            print(f"MPJPE ratio, PoseStudio full offline (prior + smoothing) / {p2s_full}: {ratio:.2f}"
+                  f"   [{time.perf_counter() - t0:.0f} s]")
+        summary.append((name, res, ratio))
+    print(f"\n== grid summary: MPJPE mm (pelvis-aligned); ratio = PoseStudio full offline / Pose2Sim full "
+          f"(triangulation + filtering)   [grid {time.perf_counter() - t_grid:.0f} s]")
+    cols = [(POSESTUDIO_ROWS["triangulation"], "PS tri"), (full, "PS full"),
+            (POSESTUDIO_ROWS["offline no-prior"], "PS no prior")]
+    if not skip_peers:
+        cols += [(pose2sim_label(False), "P2S tri"), (pose2sim_label(True), "P2S full"),
+                 ("aniposelib fast", "anipose fast")]
+    covers = [(full, "PS full cover%")] + ([(p2s_full, "P2S full cover%")] if p2s_full else [])
+    head = (f"{'setting':<34}" + "".join(f"{h:>13}" for _, h in cols) + f"{'ratio':>8}"
+            + "".join(f"{h:>17}" for _, h in covers))
+    print(head + "\n" + "-" * len(head))
+    for name, res, ratio in summary:
+        vals = "".join(f"{res[k]['mpjpe']:>13.1f}" if k in res else f"{'-':>13}" for k, _ in cols)
+        cover = "".join(f"{res[k]['coverage']:>17.1f}" if k in res else f"{'-':>17}" for k, _ in covers)
+        print(f"{name:<34}{vals}{ratio:>8.2f}{cover}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cameras", type=int, nargs="+", default=[4], help="rig sizes (default 4)")
     ap.add_argument("--noise-px", type=float, default=3.0)
     ap.add_argument("--outliers", type=float, default=0.10)
     ap.add_argument("--dropouts", type=float, default=0.08)
-    ap.add_argument("--frames", type=int, default=150, help="frames per clip (default 150 = 5 s)")
+    ap.add_argument("--frames", type=int, default=150,
+                    help="frames per clip, at most (default 150 = 5 s; run_normal and dash_normal are shorter)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--grid", action="store_true",
+                    help="after the main table, sweep 3/4/6/8 cameras and 4 cameras at 2/5 px noise x 5/10 %% outliers")
+    ap.add_argument("--grid-frames", type=int, default=None, help="frames per clip in the grid (default: --frames)")
+    ap.add_argument("--grid-only", action="store_true", help="run the grid without the main table")
     args = ap.parse_args(argv)
     if not MOCAP.is_dir():
         print(f"motion capture not found at {MOCAP}")
         return 1
     errors = DetectorErrors(noise_px=args.noise_px, outlier_rate=args.outliers, occlusion_rate=args.dropouts)
-    methods: list[tuple[str, callable]] = [
-        ("PoseStudio triangulation", lambda t: run_posestudio(t, "triangulation")),
-        ("PoseStudio + smoothing, no prior", lambda t: run_posestudio(t, "offline no-prior")),
-        ("PoseStudio + prior + smoothing", lambda t: run_posestudio(t, "offline")),
-        ("PoseStudio live, no prior (causal)", lambda t: run_posestudio(t, "live no-prior")),
-        ("PoseStudio live + prior (causal)", lambda t: run_posestudio(t, "live")),
-    ]
-    if not args.skip_peers:
-        try:
-            import aniposelib  # noqa: F401
-
-            methods += [(f"aniposelib {m}", (lambda mode: (lambda t: run_aniposelib(t, mode)))(m))
-                        for m in ("dlt", "ransac", "fast")]
-        except ImportError:
-            print("aniposelib not installed (make bench installs it): its rows are skipped")
-        from benchmarks.peers import pose2sim_peer
-
-        if pose2sim_peer.pose2sim_version():
-            for filt in (False, True):
-                label = f"Pose2Sim {pose2sim_peer.pose2sim_version()} triangulation" + (" + filtering" if filt else "")
-
-                def fn(t, filt=filt):
-                    pts, secs, info = pose2sim_peer.triangulate(t.rig, t.keypoints, t.fps, list(H36M17.joints), filt)
-                    if pts is None:
-                        raise RuntimeError(info.get("failure", "no output"))
-                    return pts, secs
-                methods.append((label, fn))
-        else:
-            print("Pose2Sim not installed (see benchmarks/README.md): its rows are skipped")
-    for n_cams in args.cameras:
-        takes = make_takes(n_cams, errors, args.frames, args.seed)
-        print(f"\n== {n_cams} cameras, {len(takes)} clips ({', '.join(t.name for t in takes)}), {args.frames} frames "
-              f"each; noise {args.noise_px} px, outliers {args.outliers:.0%}, occlusion {args.dropouts:.0%}")
-        head = (f"{'method':<36}{'MPJPE':>8}{'abs':>8}{'P-MPJPE':>9}{'PCK150':>8}{'AUC':>7}{'cover %':>9}"
-                f"{'bone CV':>9}{'points/s':>11}")
-        print(head + "\n" + "-" * len(head))
-        for label, fn in methods:
-            rows, secs, n_pts = [], 0.0, 0
-            try:
-                for t in takes:
-                    pred, s = fn(t)
-                    if pred is None:
-                        raise RuntimeError("no output")
-                    rows.append(score(pred, t.truth))
-                    secs += s
-                    n_pts += t.truth.shape[0] * t.truth.shape[1]
-            except Exception as exc:  # noqa: BLE001 - a peer's failure is a row, not a crash
-                print(f"{label:<36}  FAILED: {type(exc).__name__}: {exc}")
-                continue
-            m = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
-            print(f"{label:<36}{m['mpjpe']:>8.1f}{m['abs']:>8.1f}{m['p_mpjpe']:>9.1f}{m['pck']:>8.1f}{m['auc']:>7.1f}"
-                  f"{m['coverage']:>9.1f}{m['bone_cv']:>9.3f}{n_pts / max(secs, 1e-9):>11.0f}")
-    print("\nMPJPE: mean joint error after aligning the pelvis, mm; abs: without alignment (world frame), mm; "
-          "P-MPJPE: after a per-frame similarity alignment, mm; PCK150 and AUC (0-150 mm) in %.")
+    if not args.grid_only:
+        methods = posestudio_methods(("triangulation", "offline no-prior", "offline", "live no-prior", "live"))
+        if not args.skip_peers:
+            methods += aniposelib_methods(("dlt", "ransac", "fast")) + pose2sim_methods((False, True))
+        for n_cams in args.cameras:
+            takes = make_takes(n_cams, errors, args.frames, args.seed)
+            print(f"\n== {n_cams} cameras, {describe_takes(takes)}; {describe_errors(errors)}")
+            run_table(methods, takes)
+        print("\nMPJPE: mean joint error after aligning the pelvis, mm; abs: without alignment (world frame), mm; "
+              "P-MPJPE: after a per-frame similarity alignment, mm; PCK150 and AUC (0-150 mm) in %.")
+    if args.grid or args.grid_only:
+        run_grid(errors, args.grid_frames or args.frames, args.seed, args.skip_peers)
+        print("\nGrid columns as above (MPJPE pelvis-aligned, P-MPJPE similarity-aligned, mm; PCK150 %; cover %: "
+              "share of joints output; points/s: joints per second of the method's own run).")
     return 0
 
 

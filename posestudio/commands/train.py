@@ -9,7 +9,7 @@ import sys
 EXAMPLE = """example:
   posestudio train factorization --out models/factorization/checkpoint.pt --epochs 500 --seed 0
   posestudio train factorization --out single.pt --epochs 500 --single-level   # ablation
-  posestudio train factorization --out ours.pt --init models/factorization/checkpoint.pt --epochs 50 \
+  posestudio train factorization --out ours.pt --init models/factorization/checkpoint.pt --epochs 50 \\
       --session day1/rig.toml day1/keypoints2d.npz --session day2/rig.toml day2/keypoints2d.npz
 
 Trains the consistent factorization network (2D pose -> canonical 3D shape + viewpoint) from 2D
