@@ -113,7 +113,7 @@ def _solve(a: sparse.spmatrix, b: FloatArray) -> FloatArray:
     inv = np.linalg.inv(blocks)
     precondition = LinearOperator(a.shape, matvec=lambda v: np.einsum("nij,nj->ni", inv, v.reshape(n, 3)).ravel(),
                                   dtype=np.float64)
-    x, info = cg(a, b, rtol=1e-8, maxiter=500, M=precondition)
+    x, info = cg(a, b, rtol=1e-5, maxiter=500, M=precondition)
     if info != 0:
         x = spsolve(a.tocsc(), b, permc_spec="MMD_AT_PLUS_A")
     return x
