@@ -284,7 +284,8 @@ def run_grid(errors: DetectorErrors, frames: int, seed: int, skip_peers: bool) -
     for name, res, ratio in summary:
         vals = "".join(f"{res[k]['mpjpe']:>13.1f}" if k in res else f"{'-':>13}" for k, _ in cols)
         cover = "".join(f"{res[k]['coverage']:>17.1f}" if k in res else f"{'-':>17}" for k, _ in covers)
-        print(f"{name:<34}{vals}{ratio:>8.2f}{cover}")
+        shown = f"{ratio:>8.2f}" if np.isfinite(ratio) else f"{'-':>8}"
+        print(f"{name:<34}{vals}{shown}{cover}")
 
 
 def main(argv: list[str] | None = None) -> int:
