@@ -94,7 +94,11 @@ def _load_prior(path: str | Path):
     if key not in _PRIORS:
         if not Path(path).is_file():
             raise KeypointFileError(f"{path}: factorization checkpoint not found")
-        _PRIORS[key] = FactorizationPrior.load(path)
+        try:
+            _PRIORS[key] = FactorizationPrior.load(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+            raise KeypointFileError(f"{path}: not a factorization checkpoint written by 'posestudio train "
+                                    f"factorization' ({type(exc).__name__}: {exc})") from None
     return _PRIORS[key]
 
 

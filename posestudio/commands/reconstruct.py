@@ -8,11 +8,15 @@ from pathlib import Path
 EXAMPLE = """example:
   posestudio reconstruct --calibration rig.toml --keypoints2d keypoints2d.npz --out results/take1
   posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out live_out --live
+  posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out take1 --prior ours.pt
 
 keypoints2d.npz holds keypoints (cameras, frames, joints, 3) = x, y in pixels and a confidence
 (NaN where absent), camera_names matching the rig, joint_names of a known layout (H36M17,
 COCO17, BlazePose33) and fps. Writes OUT/points3d.npz (frames, 17, 3) in metres in the rig's
-world frame with per-joint confidence, and OUT/report.json."""
+world frame with per-joint confidence, and OUT/report.json. A joint's confidence says how it was
+made: from the cameras, or 0.3 interpolated, 0.25 carried along one camera's rays, 0.2 filled by
+the factorization prior (--prior: a checkpoint from 'posestudio train factorization', e.g.
+fine-tuned on the studio's own sessions)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--live", action="store_true", help="causal low-latency filter instead of offline smoothing")
     p.add_argument("--threshold-px", type=float, default=12.0, help="outlier view threshold, pixels (default 12)")
     p.add_argument("--min-confidence", type=float, default=0.3, help="ignore detections below this (default 0.3)")
+    p.add_argument("--max-gap-s", type=float, default=0.5,
+                   help="offline: interpolate gaps up to this long, seconds (default 0.5)")
+    p.add_argument("--max-carry-s", type=float, default=1.0,
+                   help="carry joints along a single camera's rays at most this long, seconds (default 1)")
+    prior = p.add_mutually_exclusive_group()
+    prior.add_argument("--prior", type=Path, default=None,
+                       help="factorization checkpoint for joints no two cameras give (default: the shipped one)")
+    prior.add_argument("--no-prior", action="store_true", help="leave joints no two cameras give empty")
+    p.add_argument("--no-refine", action="store_true",
+                   help="offline: skip the whole-take refinement (bone lengths, smoothness, reprojection)")
     p.set_defaults(func=run)
 
 
@@ -31,8 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from posestudio.reconstruction.pipeline import ReconstructionOptions, run_reconstruction
     from posestudio.reconstruction.triangulation import TriangulationOptions
 
+    for name in ("max_gap_s", "max_carry_s", "threshold_px"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be zero or more, got {getattr(args, name)}")
     opts = ReconstructionOptions(live=args.live, triangulation=TriangulationOptions(
-        min_confidence=args.min_confidence, threshold_px=args.threshold_px))
+        min_confidence=args.min_confidence, threshold_px=args.threshold_px),
+        max_gap_s=args.max_gap_s, max_carry_s=args.max_carry_s, refine=not args.no_refine)
+    if args.no_prior:
+        opts.prior = None
+    elif args.prior is not None:
+        opts.prior = args.prior
     result = run_reconstruction(args.calibration, args.keypoints2d, args.out, opts)
     r = result.report
     print(f"{r['frames']} frames, {len(r['cameras'])} cameras, layout {r['input_layout']} -> {r['output_layout']}: "

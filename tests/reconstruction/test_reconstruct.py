@@ -129,3 +129,20 @@ def test_malformed_input_is_named_and_nothing_is_written(studio, tmp_path, case,
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o" / "points3d.npz").exists() and not (tmp_path / "o" / "report.json").exists()
+
+
+def test_prior_options(studio, tmp_path):
+    out, *_ = studio
+    base = ["reconstruct", "--calibration", str(out / "rig.toml"), "--keypoints2d", str(out / "k.npz")]
+    proc = run(*base, "--out", str(tmp_path / "none"), "--no-prior", "--no-refine")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert report["prior"] is None and report["fraction_filled_by_prior"] == 0.0
+    assert "refined" not in report["smoothing"]
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    proc = run(*base, "--out", str(tmp_path / "bad"), "--prior", str(bad))
+    assert proc.returncode == 2 and "not a factorization checkpoint" in proc.stderr and str(bad) in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad" / "points3d.npz").exists()
+    proc = run(*base, "--out", str(tmp_path / "neg"), "--max-gap-s", "-1")
+    assert proc.returncode == 2 and "--max-gap-s must be zero or more" in proc.stderr
