@@ -149,74 +149,105 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         reference = reference_bone_lengths(raw, H36M17.bone_indices, trusted)
     dropped = implausible_joints(raw, H36M17.bone_indices, (tri.n_views == 2), reference)
     raw[dropped] = np.nan
-    # confidence: mean detector confidence of the inlier views, scaled down below three views
-    conf_sum = np.where(tri.inliers, np.nan_to_num(kp17[..., 2]), 0.0).sum(axis=0)
-    n_views = tri.n_views
-    confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
-    confidence = confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
     triangulated = np.isfinite(raw).all(axis=-1)
-    filled = np.zeros(raw.shape[:2], bool)
     prior = _load_prior(opts.prior) if opts.prior else None
     if opts.live:
-        # every step per frame or from earlier frames only, so still causal
-        raw, carried, by_prior = _fill_missing(raw, kp17, sub, reference, prior, kp.fps, opts, causal=True)
-        points = one_euro(raw, kp.fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
-        smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
+        stages = _live(raw, kp17, sub, reference, prior, kp.fps, opts)
     else:
-        max_gap = int(round(opts.max_gap_s * kp.fps))
-        points, filled = butterworth_zero_phase(raw, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
-        smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
-                     "gaps_filled_up_to_frames": max_gap}
-        confidence = np.where(filled, GAP_FILL_CONFIDENCE, confidence)
-        completed, carried, by_prior = _fill_missing(points, kp17, sub, reference, prior, kp.fps, opts, causal=False)
-        added = carried | by_prior
-        if added.any():  # smooth what was added together with what it joins
-            smoothed = butterworth_zero_phase(completed, kp.fps, opts.cutoff_hz, max_gap_frames=max_gap)
-            points = np.where(added[..., None], smoothed, points)
-        if opts.refine:
-            # triangulated joints keep to the views they were made from; the rest use every
-            # confident detection (the robust loss sorts them out)
-            _, _, usable = camera_rays(sub, kp17, opts.triangulation.min_confidence)
-            views = np.where(triangulated[None], tri.inliers, usable)
-            points = refine_trajectories(points, np.isfinite(points).all(-1), kp.fps, H36M17.bone_indices, reference,
-                                         np.stack([c.rotation for c in sub.cameras]),
-                                         np.stack([c.translation for c in sub.cameras]),
-                                         np.array([c.matrix[0, 0] for c in sub.cameras]),
-                                         sub.undistort(kp17[..., :2]), views, opts.refine_weights)
-            smoothing["refined"] = asdict(opts.refine_weights)
-    confidence = np.where(carried, CARRIED_CONFIDENCE, confidence)
-    confidence = np.where(by_prior, PRIOR_CONFIDENCE, confidence)
+        stages = _offline(raw, kp17, sub, reference, prior, kp.fps, opts, tri.inliers, triangulated)
+    points = stages.points
+    confidence = _view_confidence(tri.inliers, kp17[..., 2])
+    for made, value in ((stages.interpolated, GAP_FILL_CONFIDENCE), (stages.carried, CARRIED_CONFIDENCE),
+                        (stages.by_prior, PRIOR_CONFIDENCE)):
+        confidence = np.where(made, value, confidence)
     confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
-    reproj_all = reprojection_errors(points, kp17[..., :2], sub)  # (C, F, 17), every detection
-    reproj = np.where(tri.inliers, reproj_all, np.nan)  # the views the points were made from
-    per_cam = {name: _rms(reproj[c]) for c, name in enumerate(sub.names)}
-    per_joint = {j: _rms(reproj[:, :, k]) for k, j in enumerate(H36M17.joints)}
-    per_cam_joint = {name: {j: _rms(reproj[c, :, k]) for k, j in enumerate(H36M17.joints)}
-                     for c, name in enumerate(sub.names)}
+    report = _report(points, kp17, sub, tri.inliers, triangulated, stages, opts, layout.name, kp.fps)
+    report["two_view_joints_dropped_by_bone_lengths"] = int(dropped.sum())
+    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
+
+
+@dataclass
+class _Stages:
+    """What the pipeline made, and how: ``points`` ``(F, 17, 3)``; masks ``(F, 17)``."""
+
+    points: FloatArray
+    interpolated: BoolArray
+    carried: BoolArray
+    by_prior: BoolArray
+    smoothing: dict
+
+
+def _view_confidence(inliers: BoolArray, detector_confidence: FloatArray) -> FloatArray:
+    """``(F, 17)``: mean detector confidence of the inlier views, scaled down below three views."""
+    conf_sum = np.where(inliers, np.nan_to_num(detector_confidence), 0.0).sum(axis=0)
+    n_views = inliers.sum(axis=0)
+    confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
+    return confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
+
+
+def _live(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
+          opts: ReconstructionOptions) -> _Stages:
+    """Causal path: every step per frame or from earlier frames only, then the One Euro filter."""
+    raw, carried, by_prior = _fill_missing(raw, kp17, rig, reference, prior, fps, opts, causal=True)
+    points = one_euro(raw, fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
+    smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
+    return _Stages(points, np.zeros_like(carried), carried, by_prior, smoothing)
+
+
+def _offline(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
+             opts: ReconstructionOptions, inliers: BoolArray, triangulated: BoolArray) -> _Stages:
+    """Whole-take path: interpolation and zero-phase smoothing, filling, then the refinement."""
+    max_gap = int(round(opts.max_gap_s * fps))
+    points, interpolated = butterworth_zero_phase(raw, fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
+    smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
+                 "gaps_filled_up_to_frames": max_gap}
+    completed, carried, by_prior = _fill_missing(points, kp17, rig, reference, prior, fps, opts, causal=False)
+    added = carried | by_prior
+    if added.any():  # smooth what was added together with what it joins
+        smoothed = butterworth_zero_phase(completed, fps, opts.cutoff_hz, max_gap_frames=max_gap)
+        points = np.where(added[..., None], smoothed, points)
+    if opts.refine:
+        # triangulated joints keep to the views they were made from; the rest use every
+        # confident detection (the robust loss sorts them out)
+        _, _, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
+        views = np.where(triangulated[None], inliers, usable)
+        points = refine_trajectories(points, np.isfinite(points).all(-1), fps, H36M17.bone_indices, reference,
+                                     np.stack([c.rotation for c in rig.cameras]),
+                                     np.stack([c.translation for c in rig.cameras]),
+                                     np.array([c.matrix[0, 0] for c in rig.cameras]),
+                                     rig.undistort(kp17[..., :2]), views, opts.refine_weights)
+        smoothing["refined"] = asdict(opts.refine_weights)
+    return _Stages(points, interpolated, carried, by_prior, smoothing)
+
+
+def _report(points: FloatArray, kp17: FloatArray, rig: CameraRig, inliers: BoolArray, triangulated: BoolArray,
+            stages: _Stages, opts: ReconstructionOptions, input_layout: str, fps: float) -> dict:
+    """The ``report.json`` contents (see docs/reconstruction.md)."""
+    reproj_all = reprojection_errors(points, kp17[..., :2], rig)  # (C, F, 17), every detection
+    reproj = np.where(inliers, reproj_all, np.nan)  # the views the points were made from
     ok = np.isfinite(points).all(axis=-1)
-    report = {
+    return {
         "format": "posestudio-reconstruction-report", "format_version": 1,
-        "frames": int(points.shape[0]), "fps": kp.fps, "cameras": sub.names,
-        "input_layout": layout.name, "output_layout": H36M17.name, "mode": "live" if opts.live else "offline",
+        "frames": int(points.shape[0]), "fps": fps, "cameras": rig.names,
+        "input_layout": input_layout, "output_layout": H36M17.name, "mode": "live" if opts.live else "offline",
         "reprojection_rms_px": _rms(reproj), "reprojection_rms_px_all_detections": _rms(reproj_all),
-        "reprojection_rms_px_per_camera": per_cam,
-        "reprojection_rms_px_per_joint": per_joint, "reprojection_rms_px_per_camera_joint": per_cam_joint,
+        "reprojection_rms_px_per_camera": {name: _rms(reproj[c]) for c, name in enumerate(rig.names)},
+        "reprojection_rms_px_per_joint": {j: _rms(reproj[:, :, k]) for k, j in enumerate(H36M17.joints)},
+        "reprojection_rms_px_per_camera_joint": {name: {j: _rms(reproj[c, :, k]) for k, j in enumerate(H36M17.joints)}
+                                                 for c, name in enumerate(rig.names)},
         "bone_length_cv": float(bone_length_cv(points, H36M17.bone_indices)),
         "fraction_reconstructed": float(ok.mean()),
         "fraction_reconstructed_per_joint": dict(zip(H36M17.joints, ok.mean(axis=0).round(4).tolist())),
         "fraction_triangulated": float(triangulated.mean()),
-        "fraction_gap_filled": float(filled.mean()),
-        "fraction_carried_along_rays": float(carried.mean()),
-        "fraction_filled_by_prior": float(by_prior.mean()),
+        "fraction_gap_filled": float(stages.interpolated.mean()),
+        "fraction_carried_along_rays": float(stages.carried.mean()),
+        "fraction_filled_by_prior": float(stages.by_prior.mean()),
         "prior": str(opts.prior) if opts.prior else None,
-        "two_view_joints_dropped_by_bone_lengths": int(dropped.sum()),
-        "outlier_views_rejected": int((np.isfinite(kp17[..., 0]) & ~tri.inliers
-                                       & np.isfinite(raw).all(axis=-1)[None]).sum()),
-        "smoothing": smoothing,
+        "outlier_views_rejected": int((np.isfinite(kp17[..., 0]) & ~inliers & triangulated[None]).sum()),
+        "smoothing": stages.smoothing,
         "triangulation": {"min_confidence": opts.triangulation.min_confidence,
                           "threshold_px": opts.triangulation.threshold_px},
     }
-    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
 
 
 def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_lengths: FloatArray,
