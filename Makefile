@@ -28,10 +28,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
-## bench: peers (aniposelib) into the same environment, then the calibration benchmark
+## bench: peers (aniposelib, Pose2Sim) into the same environment, then every benchmark
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]" "numpy>=2,<3" "opencv-contrib-python>=5,<6"
+	# Pose2Sim without its heavy unpinned requirements: triangulation and filtering need only these
+	$(BIN)/pip install --quiet --no-deps pose2sim==0.10.49
+	$(BIN)/pip install --quiet rtoml anytree c3d statsmodels filterpy "numpy>=2,<3"
 	$(BIN)/python -m benchmarks.calibration
+	$(BIN)/python -m benchmarks.reconstruction --grid
+	$(BIN)/python -m benchmarks.reconstruction_ablation
 
 clean:
 	rm -rf $(VENV) build *.egg-info
