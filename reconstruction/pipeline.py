@@ -25,7 +25,7 @@ from .filters import butterworth_zero_phase, one_euro
 from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
 from .metrics import bone_length_cv, reprojection_errors
 from .plausibility import implausible_joints, reference_bone_lengths, running_bone_lengths
-from .trajectory_refine import RefineWeights, refine_trajectories
+from .trajectory_refine import RefineWeights, refine_causal, refine_trajectories
 from .triangulation import TriangulationOptions, triangulate_robust
 
 FloatArray = NDArray[np.float64]
@@ -44,8 +44,9 @@ class ReconstructionOptions:
         one_euro_min_cutoff, one_euro_beta: live filter settings (Hz, Hz per m/s).
         max_carry_s: joints seen by one camera are carried along its rays at most this long
             (seconds) from the frames where they were reconstructed.
-        refine: offline, finish with a joint refinement of every trajectory against the cameras,
-            the bone lengths and smoothness (:mod:`~posestudio.reconstruction.trajectory_refine`).
+        refine: finish with a joint refinement of the trajectories against the cameras, the bone
+            lengths and smoothness (:mod:`~posestudio.reconstruction.trajectory_refine`): the
+            whole take offline, each frame as it arrives live (else the One Euro filter live).
         refine_weights: its term weights.
         prior: checkpoint of the factorization network that fills joints the cameras cannot
             triangulate (None: no prior).
@@ -152,7 +153,7 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     triangulated = np.isfinite(raw).all(axis=-1)
     prior = _load_prior(opts.prior) if opts.prior else None
     if opts.live:
-        stages = _live(raw, kp17, sub, reference, prior, kp.fps, opts)
+        stages = _live(raw, kp17, sub, reference, prior, kp.fps, opts, tri.inliers, triangulated)
     else:
         stages = _offline(raw, kp17, sub, reference, prior, kp.fps, opts, tri.inliers, triangulated)
     points = stages.points
@@ -186,12 +187,29 @@ def _view_confidence(inliers: BoolArray, detector_confidence: FloatArray) -> Flo
 
 
 def _live(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
-          opts: ReconstructionOptions) -> _Stages:
-    """Causal path: every step per frame or from earlier frames only, then the One Euro filter."""
+          opts: ReconstructionOptions, inliers: BoolArray, triangulated: BoolArray) -> _Stages:
+    """Causal path: every step per frame or from earlier frames only; then each frame refined as it
+    arrives against the cameras, the bone lengths so far and the motion so far (or, without
+    refinement, the One Euro filter)."""
     raw, carried, by_prior = _fill_missing(raw, kp17, rig, reference, prior, fps, opts, causal=True)
-    points = one_euro(raw, fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
-    smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff, "beta": opts.one_euro_beta}
+    if opts.refine:
+        _, _, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
+        views = np.where(triangulated[None], inliers, usable)
+        points = refine_causal(raw, fps, H36M17.bone_indices, reference, *_camera_arrays(rig),
+                               rig.undistort(kp17[..., :2]), views, opts.refine_weights)
+        smoothing = {"filter": "causal refinement (each frame with the 4 before it; no look-ahead)",
+                     "refined": asdict(opts.refine_weights)}
+    else:
+        points = one_euro(raw, fps, min_cutoff=opts.one_euro_min_cutoff, beta=opts.one_euro_beta)
+        smoothing = {"filter": "one-euro (causal)", "min_cutoff_hz": opts.one_euro_min_cutoff,
+                     "beta": opts.one_euro_beta}
     return _Stages(points, np.zeros_like(carried), carried, by_prior, smoothing)
+
+
+def _camera_arrays(rig: CameraRig) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(rotations (C, 3, 3), translations (C, 3), focal lengths (C,) in pixels)`` of a rig."""
+    return (np.stack([c.rotation for c in rig.cameras]), np.stack([c.translation for c in rig.cameras]),
+            np.array([c.matrix[0, 0] for c in rig.cameras]))
 
 
 def _offline(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
@@ -212,10 +230,7 @@ def _offline(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: Float
         _, _, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
         views = np.where(triangulated[None], inliers, usable)
         points = refine_trajectories(points, np.isfinite(points).all(-1), fps, H36M17.bone_indices, reference,
-                                     np.stack([c.rotation for c in rig.cameras]),
-                                     np.stack([c.translation for c in rig.cameras]),
-                                     np.array([c.matrix[0, 0] for c in rig.cameras]),
-                                     rig.undistort(kp17[..., :2]), views, opts.refine_weights)
+                                     *_camera_arrays(rig), rig.undistort(kp17[..., :2]), views, opts.refine_weights)
         smoothing["refined"] = asdict(opts.refine_weights)
     return _Stages(points, interpolated, carried, by_prior, smoothing)
 

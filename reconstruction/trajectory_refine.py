@@ -258,3 +258,40 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
     out = p0.copy()
     out[vf, vj] = x
     return out
+
+
+def refine_causal(points: FloatArray, fps: float, bones: IntArray, bone_lengths: FloatArray,
+                  cam_rotation: FloatArray, cam_translation: FloatArray, focal_px: FloatArray,
+                  observed: FloatArray, usable: BoolArray, weights: RefineWeights | None = None,
+                  window: int = 4, iterations: int = 4) -> FloatArray:
+    """Live counterpart of :func:`refine_trajectories`: each frame refined as it arrives.
+
+    For frame ``f``, the last ``window`` frames and ``f`` are refined together with the two
+    outputs before them held fixed (they carry the motion's velocity into the acceleration term);
+    only frame ``f`` is output, so nothing waits for the future (no latency beyond the frame's own
+    computation, a few milliseconds). A Python loop over frames is inherent to a causal filter;
+    each step is vectorised over joints and cameras.
+
+    Args:
+        points: ``(F, J, 3)`` the per-frame estimates (triangulated or filled), metres, NaN where none.
+        bone_lengths: ``(B,)`` or causal ``(F, B)`` metres.
+        window: frames before ``f`` re-estimated with it.
+        Other arguments: as :func:`refine_trajectories`.
+    Returns:
+        ``(F, J, 3)`` refined joints (NaN where ``points`` is NaN).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    lengths = np.broadcast_to(np.asarray(bone_lengths, dtype=np.float64), (pts.shape[0], len(bones)))
+    out = np.full(pts.shape, np.nan)
+    for f in range(pts.shape[0]):
+        first = max(0, f - window)
+        held = max(0, first - 2)
+        block = np.concatenate([out[held:first], pts[first:f + 1]])
+        earlier = out[first:f]                                   # this filter's own earlier outputs
+        block[first - held:first - held + len(earlier)] = np.where(np.isfinite(earlier), earlier, pts[first:f])
+        free = np.zeros(block.shape[:2], bool)
+        free[first - held:] = np.isfinite(block[first - held:]).all(-1)
+        solved = refine_trajectories(block, free, fps, bones, lengths[f], cam_rotation, cam_translation, focal_px,
+                                     observed[:, held:f + 1], usable[:, held:f + 1], weights, iterations)
+        out[f] = solved[-1]
+    return out

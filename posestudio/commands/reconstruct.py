@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", required=True, type=Path, help="rig file (rig.toml)")
     p.add_argument("--keypoints2d", required=True, type=Path, help="2D keypoint file (.npz)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--live", action="store_true", help="causal low-latency filter instead of offline smoothing")
+    p.add_argument("--live", action="store_true", help="causal: each frame refined as it arrives, no look-ahead (default: the whole take at once)")
     p.add_argument("--threshold-px", type=float, default=12.0, help="outlier view threshold, pixels (default 12)")
     p.add_argument("--min-confidence", type=float, default=0.3, help="ignore detections below this (default 0.3)")
     p.add_argument("--max-gap-s", type=float, default=0.5,
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="factorization checkpoint for joints no two cameras give (default: the shipped one)")
     prior.add_argument("--no-prior", action="store_true", help="leave joints no two cameras give empty")
     p.add_argument("--no-refine", action="store_true",
-                   help="offline: skip the whole-take refinement (bone lengths, smoothness, reprojection)")
+                   help="skip the refinement (bone lengths, smoothness, reprojection): offline keeps the "
+                        "zero-phase smoothing, live uses the One Euro filter")
     p.set_defaults(func=run)
 
 

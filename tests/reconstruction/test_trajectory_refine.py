@@ -64,3 +64,19 @@ def test_a_joint_seen_by_one_camera_is_pulled_back_onto_its_ray_and_its_bone(tak
     out = _refine(rig, clean, points, free, usable, bone_lengths(body[:1], H36M17.bone_indices)[0])
     err = np.linalg.norm(out[gap, 13] - body[gap, 13], axis=-1)
     assert err.max() < 0.02, err
+
+
+def test_causal_refinement_improves_each_frame_without_looking_ahead(take) -> None:
+    from posestudio.reconstruction.trajectory_refine import refine_causal
+
+    rig, body, kp = take
+    tri = triangulate_robust(rig, kp)
+    lengths = bone_lengths(body[:1], H36M17.bone_indices)[0]
+    cams = (np.stack([c.rotation for c in rig.cameras]), np.stack([c.translation for c in rig.cameras]),
+            np.array([c.matrix[0, 0] for c in rig.cameras]))
+    xy = rig.undistort(kp[..., :2])
+    out = refine_causal(tri.points, 30.0, H36M17.bone_indices, lengths, *cams, xy, tri.inliers)
+    assert mpjpe_absolute(out, body) < 0.9 * mpjpe_absolute(tri.points, body)
+    assert bone_length_cv(out, H36M17.bone_indices) < 0.5 * bone_length_cv(tri.points, H36M17.bone_indices)
+    prefix = refine_causal(tri.points[:50], 30.0, H36M17.bone_indices, lengths, *cams, xy[:, :50], tri.inliers[:, :50])
+    np.testing.assert_allclose(out[:50], prefix, atol=1e-12)
