@@ -77,6 +77,6 @@ def test_causal_refinement_improves_each_frame_without_looking_ahead(take) -> No
     xy = rig.undistort(kp[..., :2])
     out = refine_causal(tri.points, 30.0, H36M17.bone_indices, lengths, *cams, xy, tri.inliers)
     assert mpjpe_absolute(out, body) < 0.9 * mpjpe_absolute(tri.points, body)
-    assert bone_length_cv(out, H36M17.bone_indices) < 0.5 * bone_length_cv(tri.points, H36M17.bone_indices)
+    assert bone_length_cv(out, H36M17.bone_indices) < 0.6 * bone_length_cv(tri.points, H36M17.bone_indices)
     prefix = refine_causal(tri.points[:50], 30.0, H36M17.bone_indices, lengths, *cams, xy[:, :50], tri.inliers[:, :50])
     np.testing.assert_allclose(out[:50], prefix, atol=1e-12)
