@@ -40,7 +40,9 @@ class ViewConfig:
     focal_px: float = 1000.0
     focal_jitter: float = 0.2       # focal drawn from focal_px * (1 +- focal_jitter)
     aim_jitter_m: float = 0.15      # std of the aim point about the pelvis, per axis
-    pixel_noise_px: float = 1.5     # std of Gaussian 2D noise
+    pixel_noise_px: float = 1.5     # std of Gaussian 2D noise (per view from U(pixel_noise_px, pixel_noise_max_px))
+    pixel_noise_max_px: float = 1.5
+    outlier_rate_max: float = 0.0   # per view, this share U(0, max) of joints moved 20-200 px (detector mistakes)
     max_dropout: float = 0.25       # per-view joint dropout rate drawn from U(0, max_dropout)
     min_visible: int = 6            # views keep at least this many joints (dropout is undone otherwise)
 
@@ -153,7 +155,13 @@ def render_views(poses: Tensor, n_views: int, generator: torch.Generator, cfg: V
     cam_pos = target - dist[..., None] * rot[..., 2, :]
     p_cam = torch.einsum("bvij,bvkj->bvki", rot, poses[:, None] - cam_pos[:, :, None])
     pix = focal[..., None, None] * p_cam[..., :2] / p_cam[..., 2:3].clamp_min(0.1)
-    pix = pix + c.pixel_noise_px * g(b, n_views, j, 2)
+    noise = u(c.pixel_noise_px, max(c.pixel_noise_px, c.pixel_noise_max_px), b, n_views)
+    pix = pix + noise[..., None, None] * g(b, n_views, j, 2)
+    if c.outlier_rate_max > 0:
+        wrong = torch.rand(b, n_views, j, generator=generator).to(dev, dt) < u(0.0, c.outlier_rate_max, b, n_views, 1)
+        angle = u(0.0, 2 * math.pi, b, n_views, j)
+        jump = u(20.0, 200.0, b, n_views, j)
+        pix = pix + wrong[..., None] * jump[..., None] * torch.stack([torch.cos(angle), torch.sin(angle)], -1)
     rate = u(0.0, c.max_dropout, b, n_views, 1)
     mask = (torch.rand(b, n_views, j, generator=generator).to(dev, dt) >= rate)
     mask = mask | (mask.sum(-1, keepdim=True) < c.min_visible)

@@ -274,6 +274,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="weight of the rotation-consistency loss (needs the views' camera rotations)")
     p.add_argument("--no-rig-rotations", action="store_true",
                    help="ablation: do not use the virtual cameras' rotations (2D only, C3DPO-like + shape consistency)")
+    p.add_argument("--noise-px", type=float, nargs=2, default=[d.views.pixel_noise_px, d.views.pixel_noise_max_px],
+                   metavar=("MIN", "MAX"), help="2D noise std per view drawn from U(MIN, MAX), pixels at ~1000 px focal")
+    p.add_argument("--outliers", type=float, default=d.views.outlier_rate_max,
+                   help="per view, up to this share of joints moved 20-200 px (detector mistakes)")
     p.add_argument("--frame-stride", type=int, default=d.frame_stride)
     p.add_argument("--data", default=None, help="folder of Bandai .bvh clips (default ../shared/data/bandai_mocap_1)")
     p.add_argument("--session", nargs=2, action="append", default=[], metavar=("RIG", "KEYPOINTS2D"),
@@ -292,6 +296,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        lr=args.lr, frame_stride=args.frame_stride, data_dir=args.data, device=args.device,
                        max_seconds=args.max_seconds, use_rig_rotations=not args.no_rig_rotations,
                        sessions=[tuple(pair) for pair in args.session], init=args.init,
+                       views=ViewConfig(pixel_noise_px=args.noise_px[0], pixel_noise_max_px=args.noise_px[1],
+                                        outlier_rate_max=args.outliers),
                        weights=LossWeights(consistency=args.consistency_weight,
                                            canonicalisation=args.canonical_weight,
                                            rotation_consistency=args.rotation_weight))

@@ -159,3 +159,17 @@ def test_command_line_writes_a_checkpoint_with_its_command(tmp_path) -> None:
     assert ckpt["net_config"]["hidden"] == 32 and "p_mpjpe_mm" in ckpt["log"]["eval"]
     prior = FactorizationPrior.load(out)
     assert prior.model.config.hidden == 32
+
+
+def test_rendered_views_can_carry_detector_mistakes() -> None:
+    from posestudio.models.factorization.data import ViewConfig
+
+    poses = torch.as_tensor(synthetic_poses(200, seed=1))
+    clean = render_views(poses, 2, torch.Generator().manual_seed(3), ViewConfig(pixel_noise_px=0.0, pixel_noise_max_px=0.0))
+    spoilt = render_views(poses, 2, torch.Generator().manual_seed(3),
+                          ViewConfig(pixel_noise_px=0.0, pixel_noise_max_px=0.0, outlier_rate_max=0.2))
+    moved = (spoilt["pixels"] - clean["pixels"]).norm(dim=-1)
+    share = float((moved > 1e-3).float().mean())
+    assert 0.05 < share < 0.15                                     # U(0, 0.2) per view: 10 % on average
+    jumps = moved[moved > 1e-3]
+    assert float(jumps.min()) >= 20.0 - 1e-3 and float(jumps.max()) <= 200.0 + 1e-3
