@@ -14,7 +14,7 @@ from posestudio.models.factorization.data import DEFAULT_BANDAI_DIR, render_view
 from posestudio.models.factorization.network import (FactorizationNet, LossWeights, factorization_losses,
                                                      normalise_2d, rot6d_to_matrix)
 from posestudio.models.factorization.prior import FactorizationPrior
-from posestudio.models.factorization.train import TrainConfig, evaluate, mean_shape, save_checkpoint, train
+from posestudio.models.factorization.train import TrainConfig, save_checkpoint, train
 
 
 def _config(**kw) -> TrainConfig:
@@ -110,7 +110,7 @@ def test_fill_keeps_known_and_fills_missing(trained) -> None:
     points = truth.copy()
     f = len(points)
     drop = np.zeros((f, 17), bool)
-    for k in range(3):                                  # three random joints removed per frame
+    for _ in range(3):                                  # three random joints removed per frame
         drop[np.arange(f), rng.integers(0, 17, f)] = True
     points[drop] = np.nan
     filled, fmask = prior.fill(points, kp2d, rig)
