@@ -22,6 +22,7 @@ from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_
 from .anchors import torso_anchors
 from .bone_constraints import bone_length_per_joint, camera_rays, propagate_along_rays
 from .filters import butterworth_zero_phase, one_euro
+from .identity import exclude_other_people
 from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
 from .metrics import bone_length_cv, reprojection_errors
 from .plausibility import implausible_joints, reference_bone_lengths, running_bone_lengths
@@ -141,6 +142,9 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
         raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
     kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
     tri = triangulate_robust(sub, kp17, opts.triangulation)
+    kp17, excluded = exclude_other_people(sub, kp17, tri.points, kp.fps, opts.triangulation)
+    if excluded.any():  # cameras that followed someone else, left out where they did
+        tri = triangulate_robust(sub, kp17, opts.triangulation)
     raw = tri.points.copy()  # (F, 17, 3)
     trusted = tri.n_views >= 3
     # the performer's bone lengths: over the whole take offline, from the frames so far live
@@ -164,6 +168,7 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     confidence = np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
     report = _report(points, kp17, sub, tri.inliers, triangulated, stages, opts, layout.name, kp.fps)
     report["two_view_joints_dropped_by_bone_lengths"] = int(dropped.sum())
+    report["frames_excluded_per_camera_as_another_person"] = dict(zip(sub.names, excluded.sum(axis=1).tolist()))
     return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
 
 
