@@ -86,6 +86,18 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     if mode == "triangulation":
         pts = triangulate_robust(take.rig, take.keypoints).points
+    elif mode == "triangulation+prior":
+        # the prior's own contribution: triangulation, then the factorization prior fills what
+        # is missing (no interpolation, rays, smoothing or refinement)
+        from posestudio.reconstruction.pipeline import TORSO, _load_prior, default_prior_path
+        from posestudio.reconstruction.anchors import torso_anchors
+        from posestudio.reconstruction.plausibility import reference_bone_lengths
+
+        tri = triangulate_robust(take.rig, take.keypoints)
+        lengths = reference_bone_lengths(tri.points, H36M17.bone_indices, tri.n_views >= 3)
+        anchors, sigma = torso_anchors(tri.points, take.fps, TORSO)
+        pts, _ = _load_prior(default_prior_path()).fill(tri.points, take.keypoints, take.rig, bone_lengths=lengths,
+                                                        anchors=anchors, anchor_sigma=sigma)
     else:
         kp = Keypoints2D(take.keypoints, take.rig.names, list(H36M17.joints), take.fps)
         opts = ReconstructionOptions(live=mode.startswith("live"))
@@ -139,6 +151,7 @@ def score(pred: np.ndarray, truth: np.ndarray) -> dict:
 #: PoseStudio rows: label -> run_posestudio mode
 POSESTUDIO_ROWS = {
     "triangulation": "PoseStudio triangulation",
+    "triangulation+prior": "PoseStudio triangulation + prior",
     "offline no-prior": "PoseStudio + smoothing, no prior",
     "offline": "PoseStudio + prior + smoothing",
     "live no-prior": "PoseStudio live, no prior (causal)",
@@ -308,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     errors = DetectorErrors(noise_px=args.noise_px, outlier_rate=args.outliers, occlusion_rate=args.dropouts)
     if not args.grid_only:
-        methods = posestudio_methods(("triangulation", "offline no-prior", "offline", "live no-prior", "live"))
+        methods = posestudio_methods(("triangulation", "triangulation+prior", "offline no-prior", "offline",
+                                      "live no-prior", "live"))
         if not args.skip_peers:
             methods += aniposelib_methods(("dlt", "ransac", "fast")) + pose2sim_methods((False, True))
         for n_cams in args.cameras:
