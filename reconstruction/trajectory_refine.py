@@ -96,13 +96,20 @@ def _build_terms(p0: FloatArray, var: BoolArray, index: IntArray, bones: IntArra
                   np.stack([p0[tf - 1, tj], p0[tf, tj], p0[tf + 1, tj]], 1), mv, model_xyz)
 
 
+#: Systems up to this size are solved densely.
+_DENSE_MAX = 600
+
+
 def _solve(a: sparse.spmatrix, b: FloatArray) -> FloatArray:
     """Solve the damped normal equations ``a x = b`` (``a`` symmetric positive definite, 3x3 blocks).
 
     Conjugate gradients with a 3x3 block-Jacobi preconditioner: the system is dominated by each
     joint's own block (its views, its smoothness, the tie to the start), so it converges in tens of
     iterations, about twice as fast as a sparse LU here; a sparse LU takes over if it does not.
+    Small systems (a live window) are solved densely.
     """
+    if a.shape[0] <= _DENSE_MAX:  # a live window: dense LAPACK beats any sparse machinery
+        return np.linalg.solve(a.toarray(), b)
     a = a.tocsr()
     n = a.shape[0] // 3
     rows = 3 * np.arange(n)
@@ -195,14 +202,20 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         return float(cauchy((r_obs**2).sum(-1), robust).sum() + (r_bone**2).sum()
                      + cauchy((r_acc**2).sum(-1), robust_acc).sum() + (r_model**2).sum())
 
-    def diagonal_blocks(vi: IntArray, vk: IntArray, coef: FloatArray) -> sparse.csr_matrix:
-        """``coef * I3`` at variable blocks (vi, vk) wherever both are variables."""
+    def diagonal_blocks(vi: IntArray, vk: IntArray, coef: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """Entries ``(rows, cols, values)`` of ``coef * I3`` at variable blocks (vi, vk) where both are variables."""
         ok = (vi >= 0) & (vk >= 0)
-        r = (3 * vi[ok, None] + np.arange(3)).ravel()
-        c = (3 * vk[ok, None] + np.arange(3)).ravel()
-        return sparse.coo_matrix((np.repeat(coef[ok], 3), (r, c)), shape=(3 * n_var, 3 * n_var)).tocsr()
+        return ((3 * vi[ok, None] + np.arange(3)).ravel(), (3 * vk[ok, None] + np.arange(3)).ravel(),
+                np.repeat(coef[ok], 3))
 
-    h_model = diagonal_blocks(t.model_v, t.model_v, np.full(len(t.model_v), 1.0 / w.model_m**2))
+    def full_blocks(vi: IntArray, vk: IntArray, blocks: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """Entries of the ``(n, 3, 3)`` blocks at variable blocks (vi, vk) where both are variables."""
+        ok = (vi >= 0) & (vk >= 0)
+        rows = np.broadcast_to(3 * vi[ok, None, None] + np.arange(3)[None, :, None], blocks[ok].shape)
+        cols = np.broadcast_to(3 * vk[ok, None, None] + np.arange(3)[None, None, :], blocks[ok].shape)
+        return rows.ravel(), cols.ravel(), blocks[ok].ravel()
+
+    model_entries = diagonal_blocks(t.model_v, t.model_v, np.full(len(t.model_v), 1.0 / w.model_m**2))
 
     x = p0[vf, vj].copy()
     lam = 1e-3
@@ -210,36 +223,29 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
     current = cost(res)
     for _ in range(iterations):
         (r_obs, r_bone, r_acc, r_model), j_obs, j_bone = evaluate(x, True)
-        # Cauchy IRLS weight per observation
-        wt = 1.0 / (1.0 + (r_obs**2).sum(-1) / robust**2)                                  # (O,)
         g = np.zeros((n_var, 3))
+        entries = [model_entries]                  # (rows, cols, values) of the normal matrix
+        # observations, Cauchy IRLS weight each
+        wt = 1.0 / (1.0 + (r_obs**2).sum(-1) / robust**2)                                  # (O,)
         np.add.at(g, t.obs_v, wt[:, None] * np.einsum("oab,oa->ob", j_obs, r_obs))
-        h_obs = wt[:, None, None] * np.einsum("oai,oaj->oij", j_obs, j_obs)                  # (O, 3, 3)
-        blocks_r, blocks_c, blocks_v = [3 * t.obs_v[:, None, None] + np.arange(3)[None, :, None]],\
-            [3 * t.obs_v[:, None, None] + np.arange(3)[None, None, :]], [h_obs]
+        entries.append(full_blocks(t.obs_v, t.obs_v, wt[:, None, None] * np.einsum("oai,oaj->oij", j_obs, j_obs)))
         # bones: residual r = |a - b| - L; dr/da = u, dr/db = -u
+        jb_outer = np.einsum("ki,kj->kij", j_bone, j_bone)                                   # (K, 3, 3)
         for va, sa in ((t.bone_a, 1.0), (t.bone_b, -1.0)):
             ok = va >= 0
             np.add.at(g, va[ok], sa * j_bone[ok] * r_bone[ok, None])
-        jb_outer = np.einsum("ki,kj->kij", j_bone, j_bone)                                   # (K, 3, 3)
-        for va, sa in ((t.bone_a, 1.0), (t.bone_b, -1.0)):
             for vb, sb in ((t.bone_a, 1.0), (t.bone_b, -1.0)):
-                ok = (va >= 0) & (vb >= 0)
-                blocks_r.append(3 * va[ok, None, None] + np.arange(3)[None, :, None])
-                blocks_c.append(3 * vb[ok, None, None] + np.arange(3)[None, None, :])
-                blocks_v.append(sa * sb * jb_outer[ok])
+                entries.append(full_blocks(va, vb, sa * sb * jb_outer))
+        # acceleration, Cauchy IRLS weight per (joint, frame)
         wa = 1.0 / (1.0 + (r_acc**2).sum(-1) / robust_acc**2)                             # (T,)
-        h_acc = sparse.csr_matrix((3 * n_var, 3 * n_var))
         for i in range(3):
             ok = t.acc_idx[:, i] >= 0
             np.add.at(g, t.acc_idx[ok, i], acc_coef[i] * s_acc * wa[ok, None] * r_acc[ok])
             for k in range(3):
-                h_acc = h_acc + diagonal_blocks(t.acc_idx[:, i], t.acc_idx[:, k], wa * acc_coef[i] * acc_coef[k] * s_acc**2)
+                entries.append(diagonal_blocks(t.acc_idx[:, i], t.acc_idx[:, k], wa * acc_coef[i] * acc_coef[k] * s_acc**2))
         np.add.at(g, t.model_v, r_model / w.model_m)
-        br = np.concatenate([np.broadcast_to(b, v.shape).ravel() for b, v in zip(blocks_r, blocks_v)])
-        bc = np.concatenate([np.broadcast_to(b, v.shape).ravel() for b, v in zip(blocks_c, blocks_v)])
-        h = sparse.coo_matrix((np.concatenate([v.ravel() for v in blocks_v]), (br, bc)),
-                              shape=(3 * n_var, 3 * n_var)).tocsr() + h_acc + h_model
+        rows, cols, vals = (np.concatenate(part) for part in zip(*entries))
+        h = sparse.coo_matrix((vals, (rows, cols)), shape=(3 * n_var, 3 * n_var)).tocsr()   # sums duplicates
         diag = h.diagonal()
         improved = False
         for _attempt in range(6):
