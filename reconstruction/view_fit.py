@@ -16,21 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.calibration.geometry import rodrigues_to_matrix
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-
-
-def so3_exp(w: FloatArray) -> FloatArray:
-    """Rotation matrices ``(..., 3, 3)`` of axis-angle vectors ``w`` ``(..., 3)`` (radians)."""
-    theta = np.linalg.norm(w, axis=-1)[..., None, None]
-    k = np.zeros(w.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
-    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = w[..., 2], -w[..., 1], w[..., 0]
-    small = theta < 1e-8
-    safe = np.where(small, 1.0, theta)
-    a = np.where(small, 1.0, np.sin(safe) / safe)
-    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / safe**2)
-    return np.eye(3) + a * k + b * (k @ k)
 
 
 @dataclass
@@ -143,7 +132,7 @@ def fit_pose_to_views(shape: FloatArray, cam_rotation: FloatArray, cam_translati
         old = cost(r, p, wr)
         damp = jtj + lam[:, None, None] * (np.einsum("fii->fi", jtj)[..., None] * np.eye(6) + 1e-9 * np.eye(6))
         step = -np.linalg.solve(damp, jtr[..., None])[..., 0]
-        new_rot = so3_exp(step[:, :3]) @ rot
+        new_rot = rodrigues_to_matrix(step[:, :3]) @ rot
         new_t = t + step[:, 3:]
         p_new, q_new, r_new = residuals(new_rot, new_t)
         better = cost(r_new, p_new, wr) < old
