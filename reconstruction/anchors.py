@@ -14,16 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .filters import gap_bounds
+
 FloatArray = NDArray[np.float64]
-
-
-def _bounds(ok: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Previous / next valid frame of every (frame, joint); -1 / F where none."""
-    f = ok.shape[0]
-    idx = np.arange(f)[:, None]
-    prev = np.maximum.accumulate(np.where(ok, idx, -1), axis=0)
-    nxt = np.minimum.accumulate(np.where(ok, idx, f)[::-1], axis=0)[::-1]
-    return prev, nxt
 
 
 def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: bool = False,
@@ -53,7 +46,7 @@ def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: 
         return anchors, sigma
     sub = p[:, joints]                                                                     # (F, K, 3)
     ok = np.isfinite(sub).all(-1)
-    prev, nxt = _bounds(ok)
+    prev, nxt = gap_bounds(ok)
     col = np.arange(len(joints))[None, :].repeat(f, 0)
     k = velocity_frames
 

@@ -200,7 +200,7 @@ def _missing_to_nan(points: ArrayLike) -> tuple[FloatArray, BoolArray]:
     return pts, ok
 
 
-def _gap_bounds(ok: BoolArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def gap_bounds(ok: BoolArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """For every (frame, joint): index of the previous and next valid frame (-1 / F if none)."""
     f = ok.shape[0]
     idx = np.arange(f)[:, None]
@@ -243,7 +243,7 @@ def fill_gaps(points: ArrayLike, max_gap_frames: int, method: str = "cubic", *,
     x = np.arange(f, dtype=np.float64) if times is None else np.asarray(times, np.float64).ravel()
     if x.shape[0] != f:
         raise ValueError(f"times has {x.shape[0]} entries for {f} frames")
-    prev, nxt = _gap_bounds(ok)
+    prev, nxt = gap_bounds(ok)
     mask = (~ok) & (prev >= 0) & (nxt < f) & (nxt - prev - 1 <= max_gap_frames)
     if not mask.any():
         return pts, mask

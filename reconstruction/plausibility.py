@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
+from .metrics import bone_lengths
+
 FloatArray = NDArray[np.float64]
 
 
@@ -25,7 +27,7 @@ def reference_bone_lengths(points: FloatArray, bones: NDArray[np.int64], trusted
         ``(B,)`` metres (NaN where a bone never has two trusted ends).
     """
     a, b = bones[:, 0], bones[:, 1]
-    lengths = np.linalg.norm(points[:, a] - points[:, b], axis=-1)  # (F, B)
+    lengths = bone_lengths(points, bones)  # (F, B)
     ok = trusted[:, a] & trusted[:, b] & np.isfinite(lengths)
     masked = np.where(ok, lengths, np.nan)
     with warnings.catch_warnings():  # a bone never seen by three cameras stays NaN, quietly
@@ -43,7 +45,7 @@ def implausible_joints(points: FloatArray, bones: NDArray[np.int64], suspect: ND
         joints); reference: ``(B,)`` metres.
     """
     a, b = bones[:, 0], bones[:, 1]
-    lengths = np.linalg.norm(points[:, a] - points[:, b], axis=-1)  # (F, B)
+    lengths = bone_lengths(points, bones)  # (F, B)
     tol = np.maximum(tolerance * reference, floor_m)
     with np.errstate(invalid="ignore"):
         bad_bone = np.abs(lengths - reference) > tol  # NaN compares False
@@ -62,7 +64,7 @@ def running_bone_lengths(points: FloatArray, bones: NDArray[np.int64], trusted: 
         ``(F, B)`` metres; row ``f`` uses frames ``0..f`` only (NaN until a bone has been seen).
     """
     a, b = bones[:, 0], bones[:, 1]
-    lengths = np.linalg.norm(points[:, a] - points[:, b], axis=-1)
+    lengths = bone_lengths(points, bones)
     ok = trusted[:, a] & trusted[:, b] & np.isfinite(lengths)
     total = np.cumsum(np.where(ok, lengths, 0.0), axis=0)
     count = np.cumsum(ok, axis=0)
