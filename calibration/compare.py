@@ -53,10 +53,8 @@ def _similarity_from_cameras(est: CameraRig, truth: CameraRig, order: list[int]
     Returns:
         ``(R (3, 3), t (3,), s)``; ``t`` is for ``s`` applied (see :func:`align_rig_to_truth`).
     """
-    ce = np.stack([est.cameras[i].center for i in order])        # (C, 3) metres
-    ct = np.stack([c.center for c in truth.cameras])              # (C, 3)
-    re = np.stack([est.cameras[i].rotation for i in order])       # (C, 3, 3)
-    rt = np.stack([c.rotation for c in truth.cameras])            # (C, 3, 3)
+    ce, ct = est.centers[order], truth.centers                    # (C, 3) metres
+    re, rt = est.rotations[order], truth.rotations                # (C, 3, 3)
     mu_e, mu_t = ce.mean(0), ct.mean(0)
     a, b = ce - mu_e, ct - mu_t
     spread = float((b**2).sum(1).mean())

@@ -52,6 +52,26 @@ class CameraRig:
     def names(self) -> list[str]:
         return [c.name for c in self.cameras]
 
+    @property
+    def rotations(self) -> FloatArray:
+        """``(C, 3, 3)`` world-to-camera rotations."""
+        return np.stack([c.rotation for c in self.cameras])
+
+    @property
+    def translations(self) -> FloatArray:
+        """``(C, 3)`` world-to-camera translations, metres."""
+        return np.stack([c.translation for c in self.cameras])
+
+    @property
+    def centers(self) -> FloatArray:
+        """``(C, 3)`` camera centres in the world frame, metres."""
+        return np.stack([c.center for c in self.cameras])
+
+    @property
+    def focal_x(self) -> FloatArray:
+        """``(C,)`` horizontal focal lengths, pixels (turn normalised-coordinate errors into pixels)."""
+        return np.array([c.matrix[0, 0] for c in self.cameras])
+
     def subset(self, names: Iterable[str]) -> "CameraRig":
         """A rig of the named cameras, in the given order."""
         return CameraRig([self[n] for n in names], dict(self.metadata))

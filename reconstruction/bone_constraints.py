@@ -186,24 +186,21 @@ def propagate_along_rays(points: FloatArray, parents: NDArray[np.int64], order: 
     return out, carried
 
 
-def camera_rays(rig, keypoints: FloatArray, min_confidence: float = 0.3) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """World rays through 2D keypoints.
+def ray_directions(rig, xy: FloatArray) -> FloatArray:
+    """World-frame unit directions of the rays through undistorted image points.
 
     Args:
-        rig: a :class:`~posestudio.calibration.rig.CameraRig` with the keypoints' cameras.
-        keypoints: ``(C, F, J, 3)`` x, y (distorted pixels), confidence; NaN where absent.
-        min_confidence: detections below it are not usable.
+        rig: a :class:`~posestudio.calibration.rig.CameraRig`; its cameras' centres
+            (``rig.centers``) are the rays' origins.
+        xy: ``(C, ...)`` + ``(2,)`` normalised image coordinates (``x/z, y/z``, lens undone), NaN
+            where a camera has no detection.
     Returns:
-        ``(origins (C, 3), directions (C, F, J, 3), usable (C, F, J))``: camera centres (metres),
-        unit ray directions in the world frame (NaN where no detection) and the usable rays.
+        ``(C, ..., 3)`` unit directions (NaN where ``xy`` is).
     """
-    kp = np.asarray(keypoints, dtype=np.float64)
-    xy = rig.undistort(kp[..., :2])
     rays = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], -1)
     rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
-    rays = np.einsum("cfjk,ckl->cfjl", rays, np.stack([c.rotation for c in rig.cameras]))
-    usable = np.isfinite(rays).all(-1) & (np.nan_to_num(kp[..., 2]) >= min_confidence)
-    return np.stack([c.center for c in rig.cameras]), rays, usable
+    rot = rig.rotations
+    return np.einsum("c...k,ckl->c...l", rays, rot)
 
 
 def bone_length_per_joint(bone_lengths: FloatArray, bones: NDArray[np.int64], n_joints: int) -> FloatArray:

@@ -20,7 +20,7 @@ from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_
                                          layout_from_joint_names)
 
 from .anchors import torso_anchors
-from .bone_constraints import bone_length_per_joint, camera_rays, propagate_along_rays
+from .bone_constraints import bone_length_per_joint, propagate_along_rays, ray_directions
 from .filters import butterworth_zero_phase, one_euro
 from .identity import exclude_other_people
 from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
@@ -155,11 +155,12 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     dropped = implausible_joints(raw, H36M17.bone_indices, (tri.n_views == 2), reference)
     raw[dropped] = np.nan
     triangulated = np.isfinite(raw).all(axis=-1)
+    detections = _Detections.of(sub, kp17, tri.inliers, triangulated, opts.triangulation.min_confidence)
     prior = _load_prior(opts.prior) if opts.prior else None
     if opts.live:
-        stages = _live(raw, kp17, sub, reference, prior, kp.fps, opts, tri.inliers, triangulated)
+        stages = _live(raw, detections, sub, reference, prior, kp.fps, opts)
     else:
-        stages = _offline(raw, kp17, sub, reference, prior, kp.fps, opts, tri.inliers, triangulated)
+        stages = _offline(raw, detections, sub, reference, prior, kp.fps, opts)
     points = stages.points
     confidence = _view_confidence(tri.inliers, kp17[..., 2])
     for made, value in ((stages.interpolated, GAP_FILL_CONFIDENCE), (stages.carried, CARRIED_CONFIDENCE),
@@ -170,6 +171,36 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     report["two_view_joints_dropped_by_bone_lengths"] = int(dropped.sum())
     report["frames_excluded_per_camera_as_another_person"] = dict(zip(sub.names, excluded.sum(axis=1).tolist()))
     return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), kp.fps), report)
+
+
+@dataclass
+class _Detections:
+    """The 2D every stage after triangulation works from, lenses undone once.
+
+    Attributes:
+        keypoints: ``(C, F, 17, 3)`` pixels and confidence (the prior reads these).
+        xy: ``(C, F, 17, 2)`` normalised image coordinates; usable: ``(C, F, 17)`` confident ones.
+        inliers: ``(C, F, 17)`` views triangulation used; triangulated: ``(F, 17)``.
+    """
+
+    keypoints: FloatArray
+    xy: FloatArray
+    usable: BoolArray
+    inliers: BoolArray
+    triangulated: BoolArray
+
+    @classmethod
+    def of(cls, rig: CameraRig, keypoints: FloatArray, inliers: BoolArray, triangulated: BoolArray,
+           min_confidence: float) -> "_Detections":
+        xy = rig.undistort(keypoints[..., :2])
+        usable = np.isfinite(xy).all(-1) & (np.nan_to_num(keypoints[..., 2]) >= min_confidence)
+        return cls(keypoints, xy, usable, inliers, triangulated)
+
+    @property
+    def refine_views(self) -> BoolArray:
+        """``(C, F, 17)`` views the refinement fits: triangulated joints keep to the views they were
+        made from; the rest use every confident detection (the robust loss sorts them out)."""
+        return np.where(self.triangulated[None], self.inliers, self.usable)
 
 
 @dataclass
@@ -191,17 +222,15 @@ def _view_confidence(inliers: BoolArray, detector_confidence: FloatArray) -> Flo
     return confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
 
 
-def _live(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
-          opts: ReconstructionOptions, inliers: BoolArray, triangulated: BoolArray) -> _Stages:
+def _live(raw: FloatArray, detections: _Detections, rig: CameraRig, reference: FloatArray, prior, fps: float,
+          opts: ReconstructionOptions) -> _Stages:
     """Causal path: every step per frame or from earlier frames only; then each frame refined as it
     arrives against the cameras, the bone lengths so far and the motion so far (or, without
     refinement, the One Euro filter)."""
-    raw, carried, by_prior = _fill_missing(raw, kp17, rig, reference, prior, fps, opts, causal=True)
+    raw, carried, by_prior = _fill_missing(raw, detections, rig, reference, prior, fps, opts, causal=True)
     if opts.refine:
-        _, _, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
-        views = np.where(triangulated[None], inliers, usable)
-        points = refine_causal(raw, fps, H36M17.bone_indices, reference, *_camera_arrays(rig),
-                               rig.undistort(kp17[..., :2]), views, opts.refine_weights)
+        points = refine_causal(raw, fps, H36M17.bone_indices, reference, rig.rotations, rig.translations,
+                               rig.focal_x, detections.xy, detections.refine_views, opts.refine_weights)
         smoothing = {"filter": "causal refinement (each frame with the 4 before it; no look-ahead)",
                      "refined": asdict(opts.refine_weights)}
     else:
@@ -211,31 +240,22 @@ def _live(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArr
     return _Stages(points, np.zeros_like(carried), carried, by_prior, smoothing)
 
 
-def _camera_arrays(rig: CameraRig) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(rotations (C, 3, 3), translations (C, 3), focal lengths (C,) in pixels)`` of a rig."""
-    return (np.stack([c.rotation for c in rig.cameras]), np.stack([c.translation for c in rig.cameras]),
-            np.array([c.matrix[0, 0] for c in rig.cameras]))
-
-
-def _offline(raw: FloatArray, kp17: FloatArray, rig: CameraRig, reference: FloatArray, prior, fps: float,
-             opts: ReconstructionOptions, inliers: BoolArray, triangulated: BoolArray) -> _Stages:
+def _offline(raw: FloatArray, detections: _Detections, rig: CameraRig, reference: FloatArray, prior, fps: float,
+             opts: ReconstructionOptions) -> _Stages:
     """Whole-take path: interpolation and zero-phase smoothing, filling, then the refinement."""
     max_gap = int(round(opts.max_gap_s * fps))
     points, interpolated = butterworth_zero_phase(raw, fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
     smoothing = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
                  "gaps_filled_up_to_frames": max_gap}
-    completed, carried, by_prior = _fill_missing(points, kp17, rig, reference, prior, fps, opts, causal=False)
+    completed, carried, by_prior = _fill_missing(points, detections, rig, reference, prior, fps, opts, causal=False)
     added = carried | by_prior
     if added.any():  # smooth what was added together with what it joins
         smoothed = butterworth_zero_phase(completed, fps, opts.cutoff_hz, max_gap_frames=max_gap)
         points = np.where(added[..., None], smoothed, points)
     if opts.refine:
-        # triangulated joints keep to the views they were made from; the rest use every
-        # confident detection (the robust loss sorts them out)
-        _, _, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
-        views = np.where(triangulated[None], inliers, usable)
         points = refine_trajectories(points, np.isfinite(points).all(-1), fps, H36M17.bone_indices, reference,
-                                     *_camera_arrays(rig), rig.undistort(kp17[..., :2]), views, opts.refine_weights)
+                                     rig.rotations, rig.translations, rig.focal_x, detections.xy,
+                                     detections.refine_views, opts.refine_weights)
         smoothing["refined"] = asdict(opts.refine_weights)
     return _Stages(points, interpolated, carried, by_prior, smoothing)
 
@@ -270,13 +290,13 @@ def _report(points: FloatArray, kp17: FloatArray, rig: CameraRig, inliers: BoolA
     }
 
 
-def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_lengths: FloatArray,
+def _fill_missing(points: FloatArray, detections: _Detections, rig: CameraRig, bone_lengths: FloatArray,
                   prior, fps: float, opts: ReconstructionOptions, causal: bool
                   ) -> tuple[FloatArray, BoolArray, BoolArray]:
     """Complete joints two cameras could not give: along single-camera rays, then by the prior.
 
     Args:
-        points: ``(F, 17, 3)`` metres, NaN where missing; kp17: ``(C, F, 17, 3)`` 2D keypoints.
+        points: ``(F, 17, 3)`` metres, NaN where missing; detections: the 2D.
         rig: their cameras; bone_lengths: ``(B,)`` or causal ``(F, B)`` metres.
         prior: a :class:`~posestudio.models.factorization.prior.FactorizationPrior` or None.
         fps: frame rate; causal: use only earlier frames.
@@ -287,13 +307,13 @@ def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_len
     if np.isfinite(points).all():
         return points, none, none
     anchors, anchor_sigma = torso_anchors(points, fps, TORSO, causal=causal)
-    origins, rays, usable = camera_rays(rig, kp17, opts.triangulation.min_confidence)
     per_joint = bone_length_per_joint(bone_lengths, H36M17.bone_indices, H36M17.n_joints)
     root = H36M17.index("pelvis")
     track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
     observed = points
-    points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint, origins,
-                                           rays, usable, track, causal=causal,
+    points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
+                                           rig.centers, ray_directions(rig, detections.xy), detections.usable,
+                                           track, causal=causal,
                                            max_frames=int(round(opts.max_carry_s * fps)))
     by_prior = none
     if prior is not None and not np.isfinite(points).all():
@@ -303,12 +323,12 @@ def _fill_missing(points: FloatArray, kp17: FloatArray, rig: CameraRig, bone_len
         if causal:
             # live: aligned to triangulated joints only (carried ones, extrapolated from the past,
             # mislead the alignment), no model-based placement of single-camera bodies
-            filled, by_prior = prior.fill(observed, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
+            filled, by_prior = prior.fill(observed, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
                                           anchor_sigma=anchor_sigma, place_by_views=False)
             by_prior &= ~np.isfinite(points).all(-1)
             points = np.where(by_prior[..., None], filled, points)
         else:
-            points, by_prior = prior.fill(points, kp17, rig, bone_lengths=bone_lengths, anchors=anchors,
+            points, by_prior = prior.fill(points, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
                                           anchor_sigma=anchor_sigma)
     return points, carried, by_prior
 

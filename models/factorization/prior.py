@@ -149,8 +149,8 @@ class FactorizationPrior:
             missing joints replaced where the frame could be placed; ``filled_mask`` marks them.
         """
         from posestudio.models.keypoints import H36M17
-        from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, camera_rays,
-                                                               constrain_filled_joints)
+        from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, constrain_filled_joints,
+                                                               ray_directions)
         from posestudio.reconstruction.metrics import procrustes_align
 
         p3 = np.asarray(points3d, dtype=np.float64)
@@ -181,10 +181,9 @@ class FactorizationPrior:
         filled = p3.copy()
         filled[filled_mask] = aligned[filled_mask]
         if lengths is not None and filled_mask.any():
-            origins, rays, _ = camera_rays(rig, keypoints2d, min_confidence)
             per_joint = bone_length_per_joint(lengths, H36M17.bone_indices, p3.shape[1])
             filled, _ = constrain_filled_joints(filled, filled_mask, H36M17.parents, H36M17.topological_order(),
-                                                per_joint, origins, rays, views.valid)
+                                                per_joint, rig.centers, ray_directions(rig, views.xy), views.valid)
         return filled, filled_mask
 
     def _place_by_views(self, views: "ViewReadings", shapes: FloatArray, p3: FloatArray, known: BoolArray,
@@ -212,9 +211,7 @@ class FactorizationPrior:
         if idx.size == 0:
             return out, placed
         metric = x * sigma[:, None, None]
-        rc = np.stack([c.rotation for c in rig.cameras])
-        tc = np.stack([c.translation for c in rig.cameras])
-        focal = np.array([c.matrix[0, 0] for c in rig.cameras])
+        rc, tc, focal = rig.rotations, rig.translations, rig.focal_x
         # start from the camera that sees most joints: weak perspective from its rotation and scale
         best = np.argmax(np.where(views.use[:, idx], views.valid[:, idx].sum(-1), -1), axis=0)   # (n,)
         rv = views.rotation[best, idx]                                                       # (n, 3, 3)

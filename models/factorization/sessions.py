@@ -90,6 +90,6 @@ def load_session(rig_path: str | Path, keypoints_path: str | Path, min_confidenc
     xy_t = torch.as_tensor(np.nan_to_num(xy[:, frames]).transpose(1, 0, 2, 3), dtype=torch.float32)
     v_t = torch.as_tensor(valid.transpose(1, 0, 2))
     normed, m, _, _ = normalise_2d(xy_t, v_t)
-    rot = torch.as_tensor(np.stack([c.rotation for c in rig.cameras]), dtype=torch.float32)
+    rot = torch.as_tensor(rig.rotations, dtype=torch.float32)
     return SessionViews(str(keypoints_path), normed, m, torch.as_tensor(use[:, frames].T, dtype=torch.float32),
                         rot[None].expand(len(frames), -1, -1, -1).contiguous())

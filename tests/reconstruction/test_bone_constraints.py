@@ -6,7 +6,7 @@ import numpy as np
 
 from posestudio.calibration.synthetic import make_studio_rig
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, camera_rays, propagate_along_rays,
+from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, propagate_along_rays, ray_directions,
                                                         snap_to_rays)
 from posestudio.reconstruction.metrics import bone_lengths
 from posestudio.reconstruction.synthetic_motion import walking_body
@@ -39,9 +39,15 @@ def _one_camera_end(n_frames: int = 60, lost: int = 15):
     return rig, body, kp, points
 
 
+def _rays(rig, kp):
+    """Camera centres, world rays through every detection, and the confident ones."""
+    xy = rig.undistort(kp[..., :2])
+    return rig.centers, ray_directions(rig, xy), np.isfinite(xy).all(-1) & (np.nan_to_num(kp[..., 2]) >= 0.3)
+
+
 def test_carries_joints_seen_by_one_camera_along_its_rays() -> None:
     rig, body, kp, points = _one_camera_end()
-    origins, rays, usable = camera_rays(rig, kp)
+    origins, rays, usable = _rays(rig, kp)
     lengths = bone_length_per_joint(bone_lengths(body[:1], H36M17.bone_indices)[0], H36M17.bone_indices, 17)
     track = body[:, 0].copy()
     track[-15:] = track[-16] + (track[-16] - track[-17]) * np.arange(1, 16)[:, None]   # constant velocity
@@ -58,7 +64,7 @@ def test_carries_joints_seen_by_one_camera_along_its_rays() -> None:
 def test_never_invents_what_no_camera_sees_and_live_ignores_the_future() -> None:
     rig, body, kp, points = _one_camera_end()
     kp[0, -15:, 13] = np.nan                                                   # nobody sees the left wrist
-    origins, rays, usable = camera_rays(rig, kp)
+    origins, rays, usable = _rays(rig, kp)
     lengths = bone_length_per_joint(bone_lengths(body[:1], H36M17.bone_indices)[0], H36M17.bone_indices, 17)
     out, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), lengths,
                                         origins, rays, usable, causal=True)
@@ -67,7 +73,7 @@ def test_never_invents_what_no_camera_sees_and_live_ignores_the_future() -> None
     points_start_missing[:10] = np.nan
     kp2 = kp.copy()
     kp2[1:, :10] = np.nan
-    origins, rays, usable = camera_rays(rig, kp2)
+    origins, rays, usable = _rays(rig, kp2)
     _, carried_live = propagate_along_rays(points_start_missing, H36M17.parents, H36M17.topological_order(),
                                            lengths, origins, rays, usable, causal=True)
     _, carried_offline = propagate_along_rays(points_start_missing, H36M17.parents, H36M17.topological_order(),

@@ -25,8 +25,7 @@ def take():
 
 def _refine(rig, kp, points, free, usable, lengths, **kw):
     return refine_trajectories(points, free, 30.0, H36M17.bone_indices, lengths,
-                               np.stack([c.rotation for c in rig.cameras]), np.stack([c.translation for c in rig.cameras]),
-                               np.array([c.matrix[0, 0] for c in rig.cameras]), rig.undistort(kp[..., :2]), usable, **kw)
+                               rig.rotations, rig.translations, rig.focal_x, rig.undistort(kp[..., :2]), usable, **kw)
 
 
 def test_refinement_beats_per_frame_triangulation_and_holds_bones(take) -> None:
@@ -72,8 +71,7 @@ def test_causal_refinement_improves_each_frame_without_looking_ahead(take) -> No
     rig, body, kp = take
     tri = triangulate_robust(rig, kp)
     lengths = bone_lengths(body[:1], H36M17.bone_indices)[0]
-    cams = (np.stack([c.rotation for c in rig.cameras]), np.stack([c.translation for c in rig.cameras]),
-            np.array([c.matrix[0, 0] for c in rig.cameras]))
+    cams = (rig.rotations, rig.translations, rig.focal_x)
     xy = rig.undistort(kp[..., :2])
     out = refine_causal(tri.points, 30.0, H36M17.bone_indices, lengths, *cams, xy, tri.inliers)
     assert mpjpe_absolute(out, body) < 0.9 * mpjpe_absolute(tri.points, body)
