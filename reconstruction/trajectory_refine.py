@@ -69,12 +69,10 @@ class _Terms:
     bone_len: FloatArray  # (K,)
     acc_idx: IntArray     # (T, 3) variables of frames f-1, f, f+1 (-1: fixed)
     acc_fixed: FloatArray  # (T, 3, 3)
-    model_v: IntArray     # (M,)
-    model_xyz: FloatArray  # (M, 3)
 
 
 def _build_terms(p0: FloatArray, var: BoolArray, index: IntArray, bones: IntArray, lengths: FloatArray,
-                 observed: FloatArray, usable: BoolArray, model: FloatArray | None) -> _Terms:
+                 observed: FloatArray, usable: BoolArray) -> _Terms:
     present = np.isfinite(p0).all(-1)
     n_frames = p0.shape[0]
     vf, vj = np.nonzero(var)
@@ -85,15 +83,10 @@ def _build_terms(p0: FloatArray, var: BoolArray, index: IntArray, bones: IntArra
     trip = present[mid - 1] & present[mid] & present[mid + 1] & (var[mid - 1] | var[mid] | var[mid + 1])
     tf, tj = np.nonzero(trip)
     tf = tf + 1
-    if model is not None:
-        mv = np.nonzero(np.isfinite(model[vf, vj]).all(-1))[0]
-        model_xyz = model[vf[mv], vj[mv]]
-    else:
-        mv, model_xyz = np.zeros(0, dtype=np.int64), np.zeros((0, 3))
     return _Terms(obs_c, obs_v, observed[obs_c, vf[obs_v], vj[obs_v]],
                   index[bf, a[bb]], index[bf, b[bb]], p0[bf, a[bb]], p0[bf, b[bb]], lengths[bb],
                   np.stack([index[tf - 1, tj], index[tf, tj], index[tf + 1, tj]], 1),
-                  np.stack([p0[tf - 1, tj], p0[tf, tj], p0[tf + 1, tj]], 1), mv, model_xyz)
+                  np.stack([p0[tf - 1, tj], p0[tf, tj], p0[tf + 1, tj]], 1))
 
 
 #: Systems up to this size are solved densely.
@@ -161,7 +154,8 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
     index = np.full(var.shape, -1, dtype=np.int64)
     index[vf, vj] = np.arange(n_var)
     lengths = np.asarray(bone_lengths, dtype=np.float64)
-    t = _build_terms(p0, var, index, np.asarray(bones), lengths, np.asarray(observed, float), usable, p0)
+    t = _build_terms(p0, var, index, np.asarray(bones), lengths, np.asarray(observed, float), usable)
+    start = p0[vf, vj]                                                                     # (V, 3) the weak tie
     rc, tc = np.asarray(cam_rotation, float), np.asarray(cam_translation, float)
     fpx = np.asarray(focal_px, float)
     s_obs = fpx[t.obs_c] / w.reprojection_px                                               # (O,)
@@ -180,7 +174,7 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         r_bone = (n - t.bone_len) / w.bone_m                                                  # (K,)
         pt = _gather(x, t.acc_idx, t.acc_fixed)
         r_acc = (pt[:, 0] - 2 * pt[:, 1] + pt[:, 2]) * s_acc                                  # (T, 3)
-        r_model = (x[t.model_v] - t.model_xyz) / w.model_m                                   # (M, 3)
+        r_model = (x - start) / w.model_m                                                    # (V, 3)
         res = (r_obs, r_bone, r_acc, r_model)
         if not with_jacobian:
             return res
@@ -215,9 +209,10 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         cols = np.broadcast_to(3 * vk[ok, None, None] + np.arange(3)[None, None, :], blocks[ok].shape)
         return rows.ravel(), cols.ravel(), blocks[ok].ravel()
 
-    model_entries = diagonal_blocks(t.model_v, t.model_v, np.full(len(t.model_v), 1.0 / w.model_m**2))
+    every = np.arange(n_var)
+    model_entries = diagonal_blocks(every, every, np.full(n_var, 1.0 / w.model_m**2))
 
-    x = p0[vf, vj].copy()
+    x = start.copy()
     lam = 1e-3
     res = evaluate(x, False)
     current = cost(res)
@@ -243,7 +238,7 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
             np.add.at(g, t.acc_idx[ok, i], acc_coef[i] * s_acc * wa[ok, None] * r_acc[ok])
             for k in range(3):
                 entries.append(diagonal_blocks(t.acc_idx[:, i], t.acc_idx[:, k], wa * acc_coef[i] * acc_coef[k] * s_acc**2))
-        np.add.at(g, t.model_v, r_model / w.model_m)
+        g += r_model / w.model_m
         rows, cols, vals = (np.concatenate(part) for part in zip(*entries))
         h = sparse.coo_matrix((vals, (rows, cols)), shape=(3 * n_var, 3 * n_var)).tocsr()   # sums duplicates
         diag = h.diagonal()
