@@ -68,6 +68,24 @@ def snap_to_rays(guess: FloatArray, parent: FloatArray | None, length: FloatArra
     return np.where(snapped[:, None], chosen, guess), snapped
 
 
+def _parent_sphere(points: FloatArray, rows: NDArray[np.intp] | BoolArray, j: int, parents: NDArray[np.int64],
+                   bone_length: FloatArray, guess: FloatArray) -> tuple[FloatArray | None, FloatArray]:
+    """The sphere joint ``j`` must lie on in frames ``rows``: its parent and its bone's length.
+
+    Returns:
+        ``(parent (n, 3) or None for the root, length (n,))``; where the parent is missing, the
+        length is NaN and the parent is the guess itself (so :func:`snap_to_rays` takes the ray
+        point nearest the guess).
+    """
+    n = guess.shape[0]
+    p = parents[j]
+    if p < 0:
+        return None, np.full(n, np.nan)
+    par = points[rows, p]
+    known = np.isfinite(par).all(-1)
+    return np.where(known[:, None], par, guess), np.where(known, bone_length[rows, j], np.nan)
+
+
 def constrain_filled_joints(points: FloatArray, filled: BoolArray, parents: NDArray[np.int64],
                             order: list[int], bone_length: FloatArray, origins: FloatArray,
                             directions: FloatArray, usable: BoolArray, gate_m: float = 0.12
@@ -96,15 +114,9 @@ def constrain_filled_joints(points: FloatArray, filled: BoolArray, parents: NDAr
         rows = filled[:, j] & np.isfinite(out[:, j]).all(-1)
         if not rows.any():
             continue
-        p = parents[j]
         guess = out[rows, j]
-        par = None
-        length = np.full(rows.sum(), np.nan)
-        if p >= 0:
-            par = out[rows, p]
-            good_parent = np.isfinite(par).all(-1)
-            length = np.where(good_parent, bone_length[rows, j], np.nan)
-            par = np.where(good_parent[:, None], par, guess)
+        par, length = _parent_sphere(out, rows, j, parents, bone_length, guess)
+        if par is not None:
             # no ray: keep the model's direction from the parent, at the bone's length
             v = guess - par
             n = np.linalg.norm(v, axis=-1, keepdims=True)
@@ -168,13 +180,7 @@ def propagate_along_rays(points: FloatArray, parents: NDArray[np.int64], order: 
                 if rows.size == 0:
                     continue
                 guess = out[src_c[rows], j] + shift[rows]
-                p = parents[j]
-                if p >= 0:
-                    par_ok = have[rows, p]
-                    par = np.where(par_ok[:, None], out[rows, p], guess)
-                    length = np.where(par_ok, lengths[rows, j], np.nan)
-                else:
-                    par, length = None, np.full(rows.size, np.nan)
+                par, length = _parent_sphere(out, rows, j, parents, lengths, guess)
                 placed, hit = snap_to_rays(guess, par, length, origins, directions[:, rows, j], usable[:, rows, j], gate_m)
                 rows = rows[hit]
                 out[rows, j] = placed[hit]
