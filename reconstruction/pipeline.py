@@ -124,23 +124,33 @@ def to_h36m17(keypoints: FloatArray, layout: KeypointLayout, joint_names: list[s
     raise ValueError(f"no mapping from the {layout.name!r} layout to {H36M17.name}")
 
 
-def _match_cameras(rig: CameraRig, names: list[str], where: str) -> CameraRig:
-    unknown = [n for n in names if n not in rig.names]
+def keypoints_for_rig(rig: CameraRig, kp: Keypoints2D, source: str) -> tuple[CameraRig, FloatArray, KeypointLayout]:
+    """The rig's cameras in the keypoints' order and the keypoints in the 17-joint body layout.
+
+    Args:
+        rig: the calibrated rig (it may have more cameras than the keypoints).
+        kp: the 2D keypoints; source: where they came from (named in errors).
+    Returns:
+        ``(rig subset, keypoints (C, F, 17, 3), the keypoints' own layout)``.
+    Raises:
+        KeypointFileError: a camera not in the rig, or joints of no known layout.
+    """
+    unknown = [n for n in kp.camera_names if n not in rig.names]
     if unknown:
-        raise KeypointFileError(f"{where}: cameras {unknown} are not in the rig (rig cameras: {', '.join(rig.names)})")
-    return rig.subset(names)
+        raise KeypointFileError(f"{source}: cameras {unknown} are not in the rig (rig cameras: {', '.join(rig.names)})")
+    try:
+        layout = layout_from_joint_names(kp.joint_names)
+    except ValueError as exc:
+        raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
+    kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
+    return rig.subset(kp.camera_names), kp17, layout
 
 
 def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions | None = None,
                 source: str = "<keypoints>") -> ReconstructionResult:
     """Reconstruct ``(frames, 17, 3)`` joints in metres from multi-view 2D keypoints."""
     opts = options or ReconstructionOptions()
-    sub = _match_cameras(rig, kp.camera_names, source)
-    try:
-        layout = layout_from_joint_names(kp.joint_names)
-    except ValueError as exc:
-        raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
-    kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
+    sub, kp17, layout = keypoints_for_rig(rig, kp, source)
     tri = triangulate_robust(sub, kp17, opts.triangulation)
     kp17, excluded = exclude_other_people(sub, kp17, tri.points, kp.fps, opts.triangulation)
     if excluded.any():  # cameras that followed someone else, left out where they did

@@ -61,24 +61,11 @@ def load_session(rig_path: str | Path, keypoints_path: str | Path, min_confidenc
         ValueError: naming the file, when a file is missing or malformed or holds no usable frame.
     """
     from posestudio.calibration.rig import CameraRig
-    from posestudio.models.keypoints import layout_from_joint_names
     from posestudio.reconstruction.keypoints_file import read_keypoints2d
-    from posestudio.reconstruction.pipeline import to_h36m17
+    from posestudio.reconstruction.pipeline import keypoints_for_rig
 
-    rig_path, keypoints_path = Path(rig_path), Path(keypoints_path)
-    if not rig_path.is_file():
-        raise ValueError(f"{rig_path}: rig file not found")
-    rig = CameraRig.load(rig_path)
-    kp = read_keypoints2d(keypoints_path)
-    unknown = [n for n in kp.camera_names if n not in rig.names]
-    if unknown:
-        raise ValueError(f"{keypoints_path}: cameras {unknown} are not in {rig_path} (rig cameras: {', '.join(rig.names)})")
-    rig = rig.subset(kp.camera_names)
-    try:
-        layout = layout_from_joint_names(kp.joint_names)
-    except ValueError as exc:
-        raise ValueError(f"{keypoints_path}: unknown joints: {exc}") from None
-    k17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])          # (C, F, 17, 3)
+    rig, k17, _ = keypoints_for_rig(CameraRig.load(rig_path), read_keypoints2d(keypoints_path),
+                                    f"{keypoints_path} (rig {rig_path})")             # k17: (C, F, 17, 3)
     valid = np.isfinite(k17[..., :2]).all(-1) & (np.nan_to_num(k17[..., 2]) >= min_confidence)
     xy = rig.undistort(np.where(valid[..., None], k17[..., :2], np.nan))
     valid &= np.isfinite(xy).all(-1)
