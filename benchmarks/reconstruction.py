@@ -89,14 +89,14 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
     elif mode == "triangulation+prior":
         # the prior's own contribution: triangulation, then the factorization prior fills what
         # is missing (no interpolation, rays, smoothing or refinement)
-        from posestudio.reconstruction.pipeline import TORSO, _load_prior, default_prior_path
+        from posestudio.reconstruction.pipeline import TORSO, load_prior, default_prior_path
         from posestudio.reconstruction.anchors import torso_anchors
         from posestudio.reconstruction.plausibility import reference_bone_lengths
 
         tri = triangulate_robust(take.rig, take.keypoints)
         lengths = reference_bone_lengths(tri.points, H36M17.bone_indices, tri.n_views >= 3)
         anchors, sigma = torso_anchors(tri.points, take.fps, TORSO)
-        pts, _ = _load_prior(default_prior_path()).fill(tri.points, take.keypoints, take.rig, bone_lengths=lengths,
+        pts, _ = load_prior(default_prior_path()).fill(tri.points, take.keypoints, take.rig, bone_lengths=lengths,
                                                         anchors=anchors, anchor_sigma=sigma)
     else:
         kp = Keypoints2D(take.keypoints, take.rig.names, list(H36M17.joints), take.fps)

@@ -89,7 +89,9 @@ def default_prior_path() -> Path:
 _PRIORS: dict[str, object] = {}
 
 
-def _load_prior(path: str | Path):
+def load_prior(path: str | Path):
+    """The :class:`~posestudio.models.factorization.prior.FactorizationPrior` of a checkpoint,
+    loaded once per process; unreadable files raise :class:`KeypointFileError` naming them."""
     from posestudio.models.factorization.prior import FactorizationPrior
 
     key = str(path)
@@ -166,7 +168,7 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
     raw[dropped] = np.nan
     triangulated = np.isfinite(raw).all(axis=-1)
     detections = _Detections.of(sub, kp17, tri.inliers, triangulated, opts.triangulation.min_confidence)
-    prior = _load_prior(opts.prior) if opts.prior else None
+    prior = load_prior(opts.prior) if opts.prior else None
     if opts.live:
         stages = _live(raw, detections, sub, reference, prior, kp.fps, opts)
     else:
