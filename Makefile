@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench system-deps clean
+.PHONY: demo test test-fast lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	bash .ci/system-deps.sh
@@ -21,9 +21,14 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/posestudio demo
 
-## test: the whole suite (slow tests included)
+## test: the package layers (import-linter), then the whole suite (slow tests included)
 test: $(STAMP)
+	$(BIN)/python .ci/lint_imports.py
 	$(BIN)/pytest
+
+## lint: the package layers only (contracts in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/python .ci/lint_imports.py
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"

@@ -3,7 +3,7 @@
 Run from the repository root: ``.venv/bin/python -m benchmarks.calibration`` (or ``make bench``,
 which installs the peers first). Two tables, every tool on the same footage in one run:
 
-1. a rendered synthetic take with ground truth (``posestudio.calibration.synthetic``: strong lens
+1. a rendered synthetic take with ground truth (``posestudio.synthetic``: strong lens
    distortion, motion blur, noise, partial boards, cameras a few ms apart): errors against the
    true rig, board-size error, reprojection RMS and wall time (board detection included);
 2. the real caliscope session (``../shared/data/caliscope_session``: hand-held inverted ChArUco,
@@ -22,15 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from posestudio.calibration.board import BoardSpec, load_board
-from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, detect_sources
-from posestudio.calibration.detect import CameraDetections
-from posestudio.calibration.rig import CameraRig
-
-from posestudio.commands.demo import studio_board
-
 from benchmarks.peers import PeerResult, aniposelib_peer, caliscope_peer, opencv_multiview_peer
 from benchmarks.scoring import score_rig
+from posestudio.calibration.board import BoardSpec, load_board
+from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, detect_sources
+from posestudio.commands.demo import studio_board
+from posestudio.core.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
 CALISCOPE = REPO.parent / "shared" / "data" / "caliscope_session"
@@ -153,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_synthetic:
         take = args.take
         if take is None:
-            from posestudio.calibration.synthetic import write_synthetic_session
+            from posestudio.synthetic import write_synthetic_session
 
             offs = [float(v) / 1000 for v in args.offsets_ms.split(",")]
             offs = (offs + [0.0] * args.cameras)[: args.cameras]

@@ -27,16 +27,17 @@ from typing import Callable
 
 import numpy as np
 
-from posestudio.calibration.rig import CameraRig
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.bvh import read_bvh
+from posestudio.core.keypoints_file import Keypoints2D
+from posestudio.core.pose_metrics import auc_pck3d, coverage, mpjpe, mpjpe_absolute, p_mpjpe, pck3d
+from posestudio.core.rig import CameraRig
+from posestudio.core.skeleton import bone_length_cv
+from posestudio.models.datasets.bandai import bandai_to_h36m17
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.bvh import bandai_to_h36m17, read_bvh
-from posestudio.reconstruction.keypoints_file import Keypoints2D
-from posestudio.reconstruction.metrics import (auc_pck3d, bone_length_cv, coverage, mpjpe, mpjpe_absolute,
-                                               p_mpjpe, pck3d)
 from posestudio.reconstruction.pipeline import ReconstructionOptions, reconstruct
-from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
 from posestudio.reconstruction.triangulation import triangulate_robust
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
 
 REPO = Path(__file__).resolve().parents[1]
 MOCAP = REPO.parent / "shared" / "data" / "bandai_mocap_1"
@@ -89,14 +90,16 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
     elif mode == "triangulation+prior":
         # the prior's own contribution: triangulation, then the factorization prior fills what
         # is missing (no interpolation, rays, smoothing or refinement)
-        from posestudio.reconstruction.pipeline import TORSO, load_prior, default_prior_path
+        from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT
         from posestudio.reconstruction.anchors import torso_anchors
+        from posestudio.reconstruction.pipeline import TORSO, load_prior
         from posestudio.reconstruction.plausibility import reference_bone_lengths
+        from posestudio.reconstruction.prior_fill import fill_with_prior
 
         tri = triangulate_robust(take.rig, take.keypoints)
         lengths = reference_bone_lengths(tri.points, H36M17.bone_indices, tri.n_views >= 3)
         anchors, sigma = torso_anchors(tri.points, take.fps, TORSO)
-        pts, _ = load_prior(default_prior_path()).fill(tri.points, take.keypoints, take.rig, bone_lengths=lengths,
+        pts, _ = fill_with_prior(load_prior(DEFAULT_CHECKPOINT), tri.points, take.keypoints, take.rig, bone_lengths=lengths,
                                                         anchors=anchors, anchor_sigma=sigma)
     else:
         kp = Keypoints2D(take.keypoints, take.rig.names, list(H36M17.joints), take.fps)
@@ -108,7 +111,8 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
 
 
 def _aniposelib_group(rig: CameraRig):
-    from aniposelib.cameras import Camera as ACamera, CameraGroup
+    from aniposelib.cameras import Camera as ACamera
+    from aniposelib.cameras import CameraGroup
 
     cams = [ACamera(name=c.name, size=c.image_size, matrix=c.matrix, dist=c.dist, rvec=c.rvec, tvec=c.translation)
             for c in rig.cameras]

@@ -38,18 +38,24 @@ import numpy as np
 import torch
 
 from benchmarks.reconstruction import Take, describe_errors, describe_takes, make_takes
-from posestudio.models.factorization.prior import FactorizationPrior
+from posestudio.core.alignment import procrustes_align
+from posestudio.core.keypoints_file import Keypoints2D
+from posestudio.core.pose_metrics import coverage, mpjpe
+from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT, FactorizationPrior
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.keypoints_file import Keypoints2D
-from posestudio.reconstruction.metrics import coverage, mpjpe, procrustes_align
-from posestudio.reconstruction.pipeline import (CARRIED_CONFIDENCE, GAP_FILL_CONFIDENCE, PRIOR_CONFIDENCE,
-                                                ReconstructionOptions, default_prior_path, reconstruct)
-from posestudio.reconstruction.synthetic_views import DetectorErrors
+from posestudio.reconstruction.pipeline import (
+    CARRIED_CONFIDENCE,
+    GAP_FILL_CONFIDENCE,
+    PRIOR_CONFIDENCE,
+    ReconstructionOptions,
+    reconstruct,
+)
+from posestudio.synthetic.body_detections import DetectorErrors
 
 HERE = Path(__file__).resolve().parent
 #: (label, checkpoint): the shipped hierarchical prior and the single-level ablation checkpoints
 CHECKPOINTS = (
-    ("hierarchical 10+10 (shipped)", default_prior_path()),
+    ("hierarchical 10+10 (shipped)", DEFAULT_CHECKPOINT),
     ("single level, 10 bases", HERE / "checkpoints" / "factorization_single10.pt"),
     ("single level, 20 bases", HERE / "checkpoints" / "factorization_single20.pt"),
 )

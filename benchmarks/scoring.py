@@ -15,7 +15,7 @@ from posestudio.calibration.board import BoardSpec
 from posestudio.calibration.compare import align_rig_to_truth, match_cameras, score_against_truth
 from posestudio.calibration.detect import CameraDetections
 from posestudio.calibration.quality import board_size_error
-from posestudio.calibration.rig import CameraRig
+from posestudio.core.rig import CameraRig
 
 __all__ = ["align_rig_to_truth", "match_cameras", "score_against_truth", "score_rig"]
 

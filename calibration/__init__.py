@@ -11,11 +11,13 @@ The small surface most users need::
     points = rig.triangulate(pixels)        # (C, ..., 2) pixels -> (..., 3) metres
 """
 
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+
 from .board import BoardSpec, load_board
 from .calibrate import CalibrationOptions, CalibrationResult, calibrate_from_detections, calibrate_rig
-from .camera import Camera
-from .errors import BoardError, CalibrationFailure, CalibrationInputError, RigFileError
-from .rig import CameraRig
+from .errors import BoardError, CalibrationFailure, CalibrationInputError
 
 __all__ = [
     "BoardError", "BoardSpec", "Camera", "CameraRig", "CalibrationFailure", "CalibrationInputError",

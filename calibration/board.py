@@ -28,9 +28,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.core.arrays import FloatArray
+
 from .errors import BoardError
 
-FloatArray = NDArray[np.float64]
 BOARD_TYPES = ("charuco", "checkerboard")
 
 

@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .board import BoardSpec
+from posestudio.core.arrays import FloatArray
 
-FloatArray = NDArray[np.float64]
+from .board import BoardSpec
 
 #: Dictionaries sharing their first markers, smallest first; scanned with the largest.
 DICT_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -340,7 +340,7 @@ def _differences(board: BoardSpec, scan: MarkerScan, dictionary: str, suggestion
     """One sentence listing what the board file gets wrong."""
     diffs = []
     if board.type != "charuco":
-        diffs.append(f"type = \"checkerboard\" but the printed board carries markers (type = \"charuco\")")
+        diffs.append("type = \"checkerboard\" but the printed board carries markers (type = \"charuco\")")
     else:
         if _family_of(board.dictionary) != scan.family or board.dictionary != dictionary:
             diffs.append(f"dictionary = \"{board.dictionary}\" but the markers are {scan.family} (use \"{dictionary}\")")

@@ -21,10 +21,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
-from .projection_jacobian import N_INTRINSICS, corner_residuals
+from posestudio.core.arrays import FloatArray, IntArray
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+from .projection_jacobian import N_INTRINSICS, corner_residuals
 
 
 @dataclass

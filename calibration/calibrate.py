@@ -17,19 +17,25 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import matrix_to_rodrigues, rodrigues_to_matrix
+
 from .board import BoardSpec
-from .camera import Camera
 from .detect import CameraDetections, detect_in_frames
 from .errors import CalibrationFailure, CalibrationInputError
 from .extrinsics_init import initialise_extrinsics
-from .geometry import matrix_to_rodrigues, rodrigues_to_matrix
 from .intrinsics import IntrinsicsResult, board_poses, calibrate_intrinsics
 from .quality import board_size_error
-from .rig import CameraRig
-from .world_frame import (WorldFrame, default_world_frame, read_scene_points, world_frame_from_board,
-                          world_frame_from_scene_points)
+from .world_frame import (
+    WorldFrame,
+    default_world_frame,
+    read_scene_points,
+    world_frame_from_board,
+    world_frame_from_scene_points,
+)
 
-FloatArray = NDArray[np.float64]
 Progress = Callable[[str], None]
 
 #: Board poses further apart than this (frames) are not used as velocity neighbours.

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from numpy.typing import NDArray
 
-from .geometry import rotation_angle_deg
-from .rig import CameraRig
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rotation_angle_deg
 
 __all__ = ["align_rig_to_truth", "score_against_truth", "match_cameras"]
 

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .board import BoardSpec
+from posestudio.core.arrays import FloatArray
 
-FloatArray = NDArray[np.float64]
+from .board import BoardSpec
 
 MIN_CHARUCO_CORNERS = 6
 

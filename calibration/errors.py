@@ -1,21 +1,21 @@
-"""Errors the calibration package raises for bad user input.
+"""Errors the calibration package raises for bad user input or data that cannot be calibrated.
 
 Each carries a message meant for the user: it names the file, camera, field or value and what
-was expected. The command line prints it without a traceback and exits with status 2.
+was expected. They are :class:`~posestudio.core.errors.PoseStudioError` subclasses, so the command
+line prints them without a traceback and exits with status 2. Rig files' own error,
+:class:`~posestudio.core.rig_file.RigFileError`, lives with the rig file.
 """
 
+from posestudio.core.errors import InputError, PoseStudioError
 
-class CalibrationInputError(ValueError):
+
+class CalibrationInputError(InputError):
     """Bad input to calibration (files, boards, frames, cameras)."""
-
-
-class RigFileError(CalibrationInputError):
-    """A rig file that cannot be read or has wrong content."""
 
 
 class BoardError(CalibrationInputError):
     """A board description that is invalid, or a board that cannot be found in images."""
 
 
-class CalibrationFailure(CalibrationInputError):
+class CalibrationFailure(PoseStudioError, ValueError):
     """The data do not support a calibration (too few views, unconnected cameras...)."""

@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import CalibrationFailure
-from .geometry import average_rotations, rotation_angle_deg
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rotations import average_rotations, rotation_angle_deg
 
-FloatArray = NDArray[np.float64]
+from .errors import CalibrationFailure
+
 Pose = tuple[FloatArray, FloatArray]  # (R (3, 3), t (3,))
 
 

@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
+
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera
 
 from .board import BoardSpec
-from .camera import Camera
 from .detect import BoardObservation
 from .errors import CalibrationFailure
-
-FloatArray = NDArray[np.float64]
 
 #: Views used by the closed-form + Levenberg-Marquardt intrinsic solve; more adds time, not accuracy.
 MAX_INTRINSIC_VIEWS = 60

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+
 N_INTRINSICS = 9
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig import CameraRig
+
 from .board import BoardSpec
 from .detect import CameraDetections
-from .rig import CameraRig
-
-FloatArray = NDArray[np.float64]
 
 
 def stack_detections(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec

@@ -21,11 +21,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .camera import Camera
-from .rig import CameraRig
-from .triangulation import triangulate_dlt
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera
+from posestudio.core.dlt import triangulate_dlt
+from posestudio.core.rig import CameraRig
 
 
 @dataclass(frozen=True)

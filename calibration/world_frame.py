@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import NDArray
 
-from .camera import Camera
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera
 
 if TYPE_CHECKING:
-    from .rig import CameraRig
+    from posestudio.core.rig import CameraRig
 
-FloatArray = NDArray[np.float64]
 
 #: Board axes -> world axes: x stays, y and z flip, so Z points out of the printed face (up when
 #: the board lies face up on the floor) and the frame stays right-handed.
@@ -143,8 +142,9 @@ def world_frame_from_scene_points(rig: "CameraRig", names: list[str], world: Flo
     Raises:
         CalibrationInputError: fewer than 3 points seen by two cameras, or collinear points.
     """
+    from posestudio.core.alignment import rigid_align
+
     from .errors import CalibrationInputError
-    from .geometry import rigid_align
 
     tri = rig.triangulate(pixels)
     ok = np.isfinite(tri).all(axis=1)

@@ -36,7 +36,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.errors import InputError
+from posestudio.core.keypoints_file import KeypointFileError, Keypoints2D
+from posestudio.core.rig import CameraRig
+from posestudio.core.skeleton import bone_lengths
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,7 @@ class KeypointLayout:
 
     def bone_lengths(self, points: FloatArray) -> FloatArray:
         """``(..., B)`` Euclidean bone lengths of ``(..., J, D)`` points (NaN where a joint is NaN)."""
-        p = np.asarray(points, dtype=np.float64)
-        b = self.bone_indices
-        return np.linalg.norm(p[..., b[:, 1], :] - p[..., b[:, 0], :], axis=-1)
+        return bone_lengths(points, self.bone_indices)
 
 
 H36M17 = KeypointLayout(
@@ -329,3 +331,37 @@ TO_H36M17: dict[str, Callable[[FloatArray], FloatArray]] = {
     "h36m17": lambda kp: np.array(kp, dtype=np.float64, copy=True),
 }
 """Mapping functions into H36M17, by source layout name."""
+
+
+def to_h36m17(keypoints: FloatArray, layout: KeypointLayout, joint_names: list[str]) -> FloatArray:
+    """Map ``(C, F, J, 3)`` keypoints in ``layout`` (joints in ``joint_names`` order) to H36M17."""
+    ordered = keypoints[..., layout.indices(joint_names), :] if list(layout.joints) != list(joint_names) else keypoints
+    if layout.name == H36M17.name:
+        return ordered
+    if layout.name == "coco17":
+        return coco17_to_h36m17(ordered)
+    if layout.name == "blazepose33":
+        return blazepose33_to_h36m17(ordered)
+    raise InputError(f"no mapping from the {layout.name!r} layout to {H36M17.name}")
+
+
+def keypoints_for_rig(rig: CameraRig, kp: Keypoints2D, source: str) -> tuple[CameraRig, FloatArray, KeypointLayout]:
+    """The rig's cameras in the keypoints' order and the keypoints in the 17-joint body layout.
+
+    Args:
+        rig: the calibrated rig (it may have more cameras than the keypoints).
+        kp: the 2D keypoints; source: where they came from (named in errors).
+    Returns:
+        ``(rig subset, keypoints (C, F, 17, 3), the keypoints' own layout)``.
+    Raises:
+        KeypointFileError: a camera not in the rig, or joints of no known layout.
+    """
+    unknown = [n for n in kp.camera_names if n not in rig.names]
+    if unknown:
+        raise KeypointFileError(f"{source}: cameras {unknown} are not in the rig (rig cameras: {', '.join(rig.names)})")
+    try:
+        layout = layout_from_joint_names(kp.joint_names)
+    except ValueError as exc:
+        raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
+    kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
+    return rig.subset(kp.camera_names), kp17, layout

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .filters import gap_bounds
+from posestudio.core.arrays import FloatArray
 
-FloatArray = NDArray[np.float64]
+from .filters import gap_bounds
 
 
 def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: bool = False,

@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from posestudio.core.arrays import BoolArray, FloatArray
 
 
 def snap_to_rays(guess: FloatArray, parent: FloatArray | None, length: FloatArray | float,
@@ -68,7 +67,7 @@ def snap_to_rays(guess: FloatArray, parent: FloatArray | None, length: FloatArra
     return np.where(snapped[:, None], chosen, guess), snapped
 
 
-def _parent_sphere(points: FloatArray, rows: NDArray[np.intp] | BoolArray, j: int, parents: NDArray[np.int64],
+def parent_sphere(points: FloatArray, rows: NDArray[np.intp] | BoolArray, j: int, parents: NDArray[np.int64],
                    bone_length: FloatArray, guess: FloatArray) -> tuple[FloatArray | None, FloatArray]:
     """The sphere joint ``j`` must lie on in frames ``rows``: its parent and its bone's length.
 
@@ -115,7 +114,7 @@ def constrain_filled_joints(points: FloatArray, filled: BoolArray, parents: NDAr
         if not rows.any():
             continue
         guess = out[rows, j]
-        par, length = _parent_sphere(out, rows, j, parents, bone_length, guess)
+        par, length = parent_sphere(out, rows, j, parents, bone_length, guess)
         if par is not None:
             # no ray: keep the model's direction from the parent, at the bone's length
             v = guess - par
@@ -128,90 +127,3 @@ def constrain_filled_joints(points: FloatArray, filled: BoolArray, parents: NDAr
         out[rows, j] = np.where(hit[:, None], snapped, guess_at_length)
         on_ray[np.nonzero(rows)[0][hit], j] = True
     return out, on_ray
-
-
-def propagate_along_rays(points: FloatArray, parents: NDArray[np.int64], order: list[int],
-                         bone_length: FloatArray, origins: FloatArray, directions: FloatArray,
-                         usable: BoolArray, root_track: FloatArray | None = None, *, causal: bool = False,
-                         max_frames: int = 30, gate_m: float = 0.15) -> tuple[FloatArray, BoolArray]:
-    """Carry joints into neighbouring frames where only one camera sees them.
-
-    A joint missing in frame ``f`` but placed in frame ``f - 1`` (or ``f + 1`` offline) is
-    guessed at its neighbour's position moved with the body (``root_track``), then put on a camera
-    ray through its 2D detection at its bone's length from its parent (the ray/sphere intersection
-    nearer the guess: between neighbouring frames a limb cannot flip towards or away from the
-    camera). Where no camera ray passes within ``gate_m`` of the guess the joint stays missing, so
-    this never invents a joint no camera sees. Steps outwards from the reconstructed frames one
-    frame at a time, all frames of a step at once.
-
-    Args:
-        points: ``(F, J, 3)`` metres, NaN where missing.
-        parents, order: the skeleton (parent per joint, -1 for the root; joints, parents first).
-        bone_length: ``(J,)`` or ``(F, J)`` length of the bone ending at each joint, metres.
-        origins: ``(C, 3)`` camera centres; directions: ``(C, F, J, 3)`` unit rays (NaN where
-            unseen); usable: ``(C, F, J)`` rays that may be used.
-        root_track: optional ``(F, 3)`` where the body is (e.g. pelvis anchors), metres; its
-            frame-to-frame motion moves the guesses (NaN: no motion).
-        causal: only carry forward in time (live).
-        max_frames: farthest a joint is carried from where it was reconstructed.
-        gate_m: largest distance between guess and ray point accepted, metres.
-    Returns:
-        ``(points (F, J, 3), carried (F, J))``.
-    """
-    out = np.array(points, dtype=np.float64, copy=True)
-    f_count = out.shape[0]
-    have = np.isfinite(out).all(-1)
-    carried = np.zeros(have.shape, bool)
-    lengths = np.broadcast_to(np.asarray(bone_length, dtype=np.float64), have.shape)
-    motion = np.zeros((f_count, 3))
-    if root_track is not None:
-        step = np.diff(np.asarray(root_track, dtype=np.float64), axis=0)
-        motion[1:] = np.where(np.isfinite(step).all(-1, keepdims=True), step, 0.0)  # motion[f] = track[f] - track[f-1]
-    frames = np.arange(f_count)
-    for _ in range(max_frames):
-        changed = False
-        for direction in ((1,) if causal else (1, -1)):
-            src = frames - direction
-            inside = (src >= 0) & (src < f_count)
-            src_c = np.clip(src, 0, f_count - 1)
-            shift = motion if direction == 1 else -motion[np.clip(frames + 1, 0, f_count - 1)]
-            for j in order:
-                rows = np.nonzero(inside & ~have[:, j] & have[src_c, j] & usable[:, :, j].any(0))[0]
-                if rows.size == 0:
-                    continue
-                guess = out[src_c[rows], j] + shift[rows]
-                par, length = _parent_sphere(out, rows, j, parents, lengths, guess)
-                placed, hit = snap_to_rays(guess, par, length, origins, directions[:, rows, j], usable[:, rows, j], gate_m)
-                rows = rows[hit]
-                out[rows, j] = placed[hit]
-                have[rows, j] = True
-                carried[rows, j] = True
-                changed = changed or rows.size > 0
-        if not changed:
-            break
-    return out, carried
-
-
-def ray_directions(rig, xy: FloatArray) -> FloatArray:
-    """World-frame unit directions of the rays through undistorted image points.
-
-    Args:
-        rig: a :class:`~posestudio.calibration.rig.CameraRig`; its cameras' centres
-            (``rig.centers``) are the rays' origins.
-        xy: ``(C, ...)`` + ``(2,)`` normalised image coordinates (``x/z, y/z``, lens undone), NaN
-            where a camera has no detection.
-    Returns:
-        ``(C, ..., 3)`` unit directions (NaN where ``xy`` is).
-    """
-    rays = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], -1)
-    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
-    rot = rig.rotations
-    return np.einsum("c...k,ckl->c...l", rays, rot)
-
-
-def bone_length_per_joint(bone_lengths: FloatArray, bones: NDArray[np.int64], n_joints: int) -> FloatArray:
-    """``(..., B)`` bone lengths to ``(..., J)``: the length of the bone ending at each joint (NaN at roots)."""
-    lengths = np.asarray(bone_lengths, dtype=np.float64)
-    out = np.full(lengths.shape[:-1] + (n_joints,), np.nan)
-    out[..., bones[:, 1]] = lengths
-    return out

@@ -22,8 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import interpolate, signal
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from posestudio.core.arrays import BoolArray, FloatArray
 
 __all__ = [
     "OneEuroFilter",

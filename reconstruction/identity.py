@@ -16,14 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from posestudio.calibration.rig import CameraRig
+from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.rig import CameraRig
 
 from .triangulation import TriangulationOptions, triangulate_robust
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 
 @dataclass

@@ -13,24 +13,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
-from posestudio.calibration.rig import CameraRig
-from posestudio.models.keypoints import (H36M17, KeypointLayout, blazepose33_to_h36m17, coco17_to_h36m17,
-                                         layout_from_joint_names)
+from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.keypoints_file import Keypoints2D, Points3D, read_keypoints2d, write_points3d
+from posestudio.core.pose_metrics import reprojection_errors
+from posestudio.core.rig import CameraRig
+from posestudio.core.skeleton import bone_length_cv, bone_length_per_joint
+from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT, FactorizationPrior
+from posestudio.models.keypoints import H36M17, keypoints_for_rig
 
 from .anchors import torso_anchors
-from .bone_constraints import bone_length_per_joint, propagate_along_rays, ray_directions
 from .filters import butterworth_zero_phase, one_euro
 from .identity import exclude_other_people
-from .keypoints_file import Keypoints2D, KeypointFileError, Points3D, read_keypoints2d, write_points3d
-from .metrics import bone_length_cv, reprojection_errors
 from .plausibility import implausible_joints, reference_bone_lengths, running_bone_lengths
+from .prior_fill import fill_with_prior
+from .ray_carry import propagate_along_rays
 from .trajectory_refine import RefineWeights, refine_causal, refine_trajectories
 from .triangulation import TriangulationOptions, triangulate_robust
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 
 @dataclass
@@ -65,7 +64,7 @@ class ReconstructionOptions:
     max_carry_s: float = 1.0
     refine: bool = True
     refine_weights: RefineWeights = field(default_factory=RefineWeights)
-    prior: str | Path | None = field(default_factory=lambda: default_prior_path())
+    prior: str | Path | None = DEFAULT_CHECKPOINT
 
 
 #: Joints that move smoothly enough to be carried across a gap as anchors for the prior's fit.
@@ -79,30 +78,16 @@ CARRIED_CONFIDENCE = 0.25
 GAP_FILL_CONFIDENCE = 0.3
 
 
-def default_prior_path() -> Path:
-    """The factorization checkpoint that ships with PoseStudio."""
-    import posestudio.models.factorization as factorization
-
-    return Path(factorization.__file__).parent / "checkpoint.pt"
+_PRIORS: dict[str, FactorizationPrior] = {}
 
 
-_PRIORS: dict[str, object] = {}
-
-
-def load_prior(path: str | Path):
-    """The :class:`~posestudio.models.factorization.prior.FactorizationPrior` of a checkpoint,
-    loaded once per process; unreadable files raise :class:`KeypointFileError` naming them."""
-    from posestudio.models.factorization.prior import FactorizationPrior
-
+def load_prior(path: str | Path) -> FactorizationPrior:
+    """The :class:`~posestudio.models.factorization.prior.FactorizationPrior` of a checkpoint, loaded
+    once per process; a missing or foreign file raises
+    :class:`~posestudio.models.checkpoints.CheckpointError` naming it."""
     key = str(path)
     if key not in _PRIORS:
-        if not Path(path).is_file():
-            raise KeypointFileError(f"{path}: factorization checkpoint not found")
-        try:
-            _PRIORS[key] = FactorizationPrior.load(path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
-            raise KeypointFileError(f"{path}: not a factorization checkpoint written by 'posestudio train "
-                                    f"factorization' ({type(exc).__name__}: {exc})") from None
+        _PRIORS[key] = FactorizationPrior.load(path)
     return _PRIORS[key]
 
 
@@ -112,40 +97,6 @@ class ReconstructionResult:
 
     points: Points3D
     report: dict
-
-
-def to_h36m17(keypoints: FloatArray, layout: KeypointLayout, joint_names: list[str]) -> FloatArray:
-    """Map ``(C, F, J, 3)`` keypoints in ``layout`` (joints in ``joint_names`` order) to H36M17."""
-    ordered = keypoints[..., layout.indices(joint_names), :] if list(layout.joints) != list(joint_names) else keypoints
-    if layout.name == H36M17.name:
-        return ordered
-    if layout.name == "coco17":
-        return coco17_to_h36m17(ordered)
-    if layout.name == "blazepose33":
-        return blazepose33_to_h36m17(ordered)
-    raise ValueError(f"no mapping from the {layout.name!r} layout to {H36M17.name}")
-
-
-def keypoints_for_rig(rig: CameraRig, kp: Keypoints2D, source: str) -> tuple[CameraRig, FloatArray, KeypointLayout]:
-    """The rig's cameras in the keypoints' order and the keypoints in the 17-joint body layout.
-
-    Args:
-        rig: the calibrated rig (it may have more cameras than the keypoints).
-        kp: the 2D keypoints; source: where they came from (named in errors).
-    Returns:
-        ``(rig subset, keypoints (C, F, 17, 3), the keypoints' own layout)``.
-    Raises:
-        KeypointFileError: a camera not in the rig, or joints of no known layout.
-    """
-    unknown = [n for n in kp.camera_names if n not in rig.names]
-    if unknown:
-        raise KeypointFileError(f"{source}: cameras {unknown} are not in the rig (rig cameras: {', '.join(rig.names)})")
-    try:
-        layout = layout_from_joint_names(kp.joint_names)
-    except ValueError as exc:
-        raise KeypointFileError(f"{source}: unknown joints: {exc}") from None
-    kp17 = to_h36m17(kp.keypoints, layout, [j.lower() for j in kp.joint_names])
-    return rig.subset(kp.camera_names), kp17, layout
 
 
 def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions | None = None,
@@ -324,7 +275,7 @@ def _fill_missing(points: FloatArray, detections: _Detections, rig: CameraRig, b
     track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
     observed = points
     points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
-                                           rig.centers, ray_directions(rig, detections.xy), detections.usable,
+                                           rig.centers, rig.ray_directions(detections.xy), detections.usable,
                                            track, causal=causal,
                                            max_frames=int(round(opts.max_carry_s * fps)))
     by_prior = none
@@ -335,12 +286,12 @@ def _fill_missing(points: FloatArray, detections: _Detections, rig: CameraRig, b
         if causal:
             # live: aligned to triangulated joints only (carried ones, extrapolated from the past,
             # mislead the alignment), no model-based placement of single-camera bodies
-            filled, by_prior = prior.fill(observed, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
+            filled, by_prior = fill_with_prior(prior, observed, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
                                           anchor_sigma=anchor_sigma, place_by_views=False)
             by_prior &= ~np.isfinite(points).all(-1)
             points = np.where(by_prior[..., None], filled, points)
         else:
-            points, by_prior = prior.fill(points, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
+            points, by_prior = fill_with_prior(prior, points, detections.keypoints, rig, bone_lengths=bone_lengths, anchors=anchors,
                                           anchor_sigma=anchor_sigma)
     return points, carried, by_prior
 

@@ -13,9 +13,8 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
-from .metrics import bone_lengths
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.skeleton import bone_lengths
 
 
 def reference_bone_lengths(points: FloatArray, bones: NDArray[np.int64], trusted: NDArray[np.bool_]) -> FloatArray:

@@ -23,11 +23,9 @@ from itertools import combinations
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.calibration.rig import CameraRig
-from posestudio.calibration.triangulation import triangulate_dlt
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.dlt import triangulate_dlt
+from posestudio.core.rig import CameraRig
 
 
 @dataclass

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.calibration.geometry import rodrigues_to_matrix
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rotations import rodrigues_to_matrix
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from posestudio.calibration.synthetic import make_studio_rig
 from posestudio.commands.demo import _reconstruct_performance
-from posestudio.reconstruction.keypoints_file import read_points3d
+from posestudio.core.keypoints_file import read_points3d
+from posestudio.synthetic import make_studio_rig
 
 
 def test_demo_reconstructs_the_performance_and_writes_the_take(tmp_path, capsys) -> None:

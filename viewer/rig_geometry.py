@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.calibration.rig import CameraRig
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig import CameraRig
 
 
 def frustum_lines(rig: CameraRig, depth_m: float = 0.3) -> tuple[FloatArray, NDArray[np.int64]]:

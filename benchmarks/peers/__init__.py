@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from posestudio.calibration.rig import CameraRig
+from posestudio.core.rig import CameraRig
 
 
 @dataclass

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from posestudio.calibration.board import BoardSpec
-from posestudio.calibration.camera import Camera
-from posestudio.calibration.geometry import rodrigues_to_matrix
-from posestudio.calibration.rig import CameraRig
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rodrigues_to_matrix
 
 from . import PeerResult
 

@@ -40,11 +40,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.calibration.board import BoardSpec
-from posestudio.calibration.camera import Camera
 from posestudio.calibration.detect import CameraDetections, detect_in_frames
-from posestudio.calibration.geometry import rodrigues_to_matrix
-from posestudio.calibration.rig import CameraRig
 from posestudio.capture.sources import FrameSource
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rodrigues_to_matrix
 
 from . import PeerResult
 

@@ -78,8 +78,8 @@ from pathlib import Path
 
 import numpy as np
 
-from posestudio.calibration.rig import CameraRig
 from posestudio.calibration.rig_formats import export_rig
+from posestudio.core.rig import CameraRig
 from posestudio.models.keypoints import H36M17
 
 PEER = "pose2sim"
@@ -157,8 +157,8 @@ def _skeleton(joint_names: list[str]) -> dict:
 
 def _config(fps: float, joint_names: list[str], fill_large_gaps_with: str) -> dict:
     """Pose2Sim's Demo_SinglePerson/Config.toml with this benchmark's settings."""
-    import rtoml
     import Pose2Sim as _p2s
+    import rtoml
 
     demo = Path(_p2s.__file__).resolve().parent / "Demo_SinglePerson" / "Config.toml"
     cfg = rtoml.load(demo)
@@ -339,9 +339,9 @@ def _random_walk(n_frames: int, n_joints: int, seed: int = 0) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    from posestudio.calibration.synthetic import make_studio_rig
-    from posestudio.reconstruction.metrics import mpjpe_absolute
-    from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
+    from posestudio.core.pose_metrics import mpjpe_absolute
+    from posestudio.synthetic import make_studio_rig
+    from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
 
     rig = make_studio_rig(4, (1920, 1080), seed=0)
     names = list(H36M17.joints)

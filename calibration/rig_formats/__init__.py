@@ -13,8 +13,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..errors import RigFileError
-from ..rig import CameraRig
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+
 from . import anipose, caliscope, pose2sim, qualisys
 
 IMPORT_FORMATS = ("posestudio", "anipose", "pose2sim", "caliscope", "qualisys")
@@ -68,7 +69,7 @@ def import_rig(path: str | Path, fmt: str | None = None) -> CameraRig:
     path = Path(path)
     fmt = detect_format(path) if fmt is None else fmt.lower()
     if fmt == "posestudio":
-        from ..rig_file import read_rig
+        from posestudio.core.rig_file import read_rig
 
         return read_rig(path)
     readers = {"anipose": anipose.read, "pose2sim": pose2sim.read, "caliscope": caliscope.read,

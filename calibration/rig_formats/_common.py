@@ -11,12 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from ..errors import RigFileError
-from ..rig_file import plain, write_text_atomic  # noqa: F401  (re-exported for the format modules)
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig_file import RigFileError
 
 
 def read_toml(path: Path) -> dict[str, Any]:

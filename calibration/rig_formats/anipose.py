@@ -27,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from ..camera import camera_from_rvec
-from ..errors import RigFileError
-from ..rig import CameraRig
-from ._common import array, field, image_size, natural_key, plain, read_toml, write_text_atomic
+from posestudio.core.camera import camera_from_rvec
+from posestudio.core.files import plain, write_text_atomic
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+
+from ._common import array, field, image_size, natural_key, read_toml
 
 #: metres per unit name.
 UNIT_SCALE = {"m": 1.0, "metre": 1.0, "metres": 1.0, "meter": 1.0, "meters": 1.0,

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Camera
-from ..errors import RigFileError
-from ..rig import CameraRig
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+
 from ._common import array, field, image_size, natural_key, read_toml
 
 

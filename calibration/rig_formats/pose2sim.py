@@ -13,8 +13,10 @@ from pathlib import Path
 
 import tomli_w
 
-from ..rig import CameraRig
-from ._common import plain, read_toml, write_text_atomic
+from posestudio.core.files import plain, write_text_atomic
+from posestudio.core.rig import CameraRig
+
+from ._common import read_toml
 from .anipose import rig_from_doc
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Camera
-from ..errors import RigFileError
-from ..rig import CameraRig
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
 
 #: QTM sub-pixel unit: intrinsic focal lengths / centre points are stored times 64.
 SUBPIXEL = 64.0

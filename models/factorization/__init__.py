@@ -12,11 +12,11 @@ viewpoint rotation. Modules:
 ``checkpoint.pt`` (beside this file) is the shipped model; ``CHECKPOINT.md`` says how it was made.
 """
 
-from .network import FactorizationNet, LossWeights, factorization_losses, normalise_2d, rot6d_to_matrix
-from .prior import FactorizationPrior
-
 #: The shipped checkpoint.
 from pathlib import Path as _Path
+
+from .network import FactorizationNet, LossWeights, factorization_losses, normalise_2d, rot6d_to_matrix
+from .prior import FactorizationPrior
 
 DEFAULT_CHECKPOINT = _Path(__file__).with_name("checkpoint.pt")
 

@@ -13,20 +13,13 @@ real detections; the result is normalised with
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .network import normalise_2d
-
-#: Default location of the Bandai clips: ``$POSESTUDIO_DATA/bandai_mocap_1``, else
-#: ``<repo>/../shared/data/bandai_mocap_1``.
-DEFAULT_BANDAI_DIR = Path(os.environ.get("POSESTUDIO_DATA", Path(__file__).resolve().parents[2].parent
-                                         / "shared" / "data")) / "bandai_mocap_1"
 
 
 @dataclass
@@ -45,26 +38,6 @@ class ViewConfig:
     outlier_rate_max: float = 0.0   # per view, this share U(0, max) of joints moved 20-200 px (detector mistakes)
     max_dropout: float = 0.25       # per-view joint dropout rate drawn from U(0, max_dropout)
     min_visible: int = 6            # views keep at least this many joints (dropout is undone otherwise)
-
-
-def load_bandai(root: str | os.PathLike[str] | None = None, frame_stride: int = 2) -> list[tuple[str, np.ndarray]]:
-    """All Bandai clips as H36M17 poses.
-
-    Args:
-        root: folder of ``*.bvh`` files (default :data:`DEFAULT_BANDAI_DIR`).
-        frame_stride: keep every ``frame_stride``-th frame.
-    Returns:
-        ``[(clip_stem, (F, 17, 3) float32 metres, Z up), ...]`` sorted by file name.
-    Raises:
-        FileNotFoundError: when the folder holds no BVH file.
-    """
-    from posestudio.reconstruction.bvh import bandai_to_h36m17, read_bvh
-
-    folder = Path(root) if root is not None else DEFAULT_BANDAI_DIR
-    files = sorted(folder.glob("*.bvh"))
-    if not files:
-        raise FileNotFoundError(f"no .bvh files in {folder}")
-    return [(f.stem, bandai_to_h36m17(read_bvh(f))[::frame_stride].astype(np.float32)) for f in files]
 
 
 def split_clips(clips: list[tuple[str, np.ndarray]], holdout_every: int = 5) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -16,6 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from posestudio.core.keypoints_file import read_keypoints2d
+from posestudio.core.rig import CameraRig
+from posestudio.models.keypoints import keypoints_for_rig
+
 from .network import normalise_2d
 
 
@@ -60,10 +64,6 @@ def load_session(rig_path: str | Path, keypoints_path: str | Path, min_confidenc
     Raises:
         ValueError: naming the file, when a file is missing or malformed or holds no usable frame.
     """
-    from posestudio.calibration.rig import CameraRig
-    from posestudio.reconstruction.keypoints_file import read_keypoints2d
-    from posestudio.reconstruction.pipeline import keypoints_for_rig
-
     rig, k17, _ = keypoints_for_rig(CameraRig.load(rig_path), read_keypoints2d(keypoints_path),
                                     f"{keypoints_path} (rig {rig_path})")             # k17: (C, F, 17, 3)
     valid = np.isfinite(k17[..., :2]).all(-1) & (np.nan_to_num(k17[..., 2]) >= min_confidence)

@@ -23,9 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import ViewConfig, load_bandai, render_views, split_clips
-from .sessions import load_session
+from posestudio.core.alignment import procrustes_align
+from posestudio.core.pose_metrics import p_mpjpe
+from posestudio.models import checkpoints
+from posestudio.models.datasets.bandai import load_bandai
+
+from .data import ViewConfig, render_views, split_clips
 from .network import FactorizationNet, LossWeights, factorization_losses, net_config_dict
+from .prior import CHECKPOINT_MODEL, CHECKPOINT_VERSION
+from .sessions import load_session
 
 
 @dataclass
@@ -83,8 +89,6 @@ def mean_shape(poses: np.ndarray, iterations: int = 3) -> np.ndarray:
     Returns:
         ``(J, 3)`` centred, unit-RMS mean shape (the mean-shape baseline).
     """
-    from posestudio.reconstruction.metrics import procrustes_align
-
     p = poses - poses.mean(1, keepdims=True)
     ref = p[0]
     for _ in range(iterations):
@@ -116,8 +120,6 @@ def evaluate(model: FactorizationNet, poses: np.ndarray, n_views: int = 4, seed:
         ``view_consistency_mm`` (RMS distance of single-view shapes from their instant's mean,
         after scaling each to the ground truth's size).
     """
-    from posestudio.reconstruction.metrics import p_mpjpe
-
     model.eval()
     if max_poses is not None and len(poses) > max_poses:
         poses = poses[np.linspace(0, len(poses) - 1, max_poses).astype(int)]
@@ -145,8 +147,6 @@ def evaluate(model: FactorizationNet, poses: np.ndarray, n_views: int = 4, seed:
 
 
 def _per_frame_pmpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    from posestudio.reconstruction.metrics import procrustes_align
-
     aligned, _ = procrustes_align(pred, gt)
     return np.linalg.norm(aligned - gt, axis=-1).mean(-1)
 
@@ -177,7 +177,7 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
         clips = load_bandai(config.data_dir, config.frame_stride)
         train_poses, test_poses, test_clips = split_clips(clips, config.holdout_every)
     if config.init:
-        ckpt = torch.load(config.init, map_location="cpu", weights_only=False)
+        ckpt = checkpoints.load_checkpoint(config.init, CHECKPOINT_MODEL, CHECKPOINT_VERSION)
         model = FactorizationNet(**ckpt["net_config"]).to(dev)
         model.load_state_dict(ckpt["state_dict"])
     else:
@@ -242,15 +242,8 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
 def save_checkpoint(path: str | Path, model: FactorizationNet, config: TrainConfig, log: dict,
                     command: str | None = None) -> None:
     """Save architecture, weights (CPU, float32), training config, command and log to ``path``."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "format": "posestudio.factorization/1",
-        "net_config": net_config_dict(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "train_config": config.to_dict(),
-        "command": command,
-        "log": log,
-    }, path)
+    checkpoints.save_checkpoint(path, CHECKPOINT_MODEL, CHECKPOINT_VERSION, net_config_dict(model), model,
+                                train_config=config.to_dict(), command=command, log=log)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from posestudio.calibration.board import load_board
     from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
     from posestudio.calibration.report import write_report_json, write_report_png
-    from posestudio.calibration.rig import CameraRig
+    from posestudio.core.rig import CameraRig
 
     board = load_board(args.board)
     fixed = CameraRig.load(args.fix_intrinsics) if args.fix_intrinsics else None

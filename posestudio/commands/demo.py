@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
     from posestudio.calibration.compare import score_against_truth
     from posestudio.calibration.report import write_report_json, write_report_png
-    from posestudio.calibration.synthetic import write_synthetic_session
+    from posestudio.synthetic import write_synthetic_session
 
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
@@ -100,13 +100,14 @@ def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig)
     import numpy as np
 
     from posestudio.calibration.compare import align_rig_to_truth
+    from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d
+    from posestudio.core.pose_metrics import coverage, mpjpe, mpjpe_absolute, p_mpjpe
+    from posestudio.core.skeleton import bone_length_cv
     from posestudio.models.keypoints import H36M17
-    from posestudio.reconstruction.keypoints_file import Keypoints2D, write_keypoints2d
-    from posestudio.reconstruction.metrics import bone_length_cv, coverage, mpjpe, mpjpe_absolute, p_mpjpe
     from posestudio.reconstruction.pipeline import run_reconstruction
-    from posestudio.reconstruction.synthetic_motion import walking_body
-    from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
     from posestudio.reconstruction.triangulation import triangulate_robust
+    from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
+    from posestudio.synthetic.body_motion import walking_body
 
     print("4/4 reconstructing a synthetic performance through the calibrated rig")
     body = walking_body(150, start=(-1.1, -0.5), speed_m_s=0.5, heading_deg=25)

@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_rig(args: argparse.Namespace) -> int:
     from posestudio.calibration.board import load_board
-    from posestudio.calibration.synthetic import write_synthetic_session
+    from posestudio.synthetic import write_synthetic_session
 
     if args.cameras < 1:
         raise ValueError(f"--cameras must be at least 1, got {args.cameras}")

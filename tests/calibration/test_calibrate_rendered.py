@@ -18,8 +18,8 @@ import pytest
 from posestudio.calibration.board import BoardSpec
 from posestudio.calibration.calibrate import detect_sources
 from posestudio.calibration.compare import score_against_truth
-from posestudio.calibration.rig import CameraRig
-from posestudio.calibration.synthetic import write_synthetic_session
+from posestudio.core.rig import CameraRig
+from posestudio.synthetic import write_synthetic_session
 
 pytestmark = pytest.mark.slow
 

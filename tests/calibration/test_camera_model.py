@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from posestudio.calibration.camera import Camera
-from posestudio.calibration.errors import RigFileError
 from posestudio.calibration.projection_jacobian import corner_residuals
-from posestudio.calibration.rig import CameraRig
-
-from .conftest import ring_rig
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+from posestudio.synthetic.studio_rig import ring_rig
 
 
 @pytest.mark.parametrize("model,dist", [("pinhole", [-0.3, 0.12, 0.001, -0.002, -0.02]),

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posestudio.calibration.resolution_check import (explain_mismatches, hypotheses, reprojection_rms,
-                                                    source_sizes)
+from posestudio.calibration.resolution_check import explain_mismatches, hypotheses, reprojection_rms, source_sizes
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.cli import main
 

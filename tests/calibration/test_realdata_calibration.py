@@ -28,8 +28,8 @@ from posestudio.calibration.board import BoardSpec, checkerboard, load_board
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, coverage_grid, detect_sources
 from posestudio.calibration.detect import BoardDetector
 from posestudio.calibration.quality import board_size_error
-from posestudio.calibration.rig import CameraRig
 from posestudio.calibration.rig_formats import import_rig
+from posestudio.core.rig import CameraRig
 
 from .conftest import SHARED_DATA
 
@@ -276,7 +276,7 @@ def test_checkerboard_detections_are_real_grids() -> None:
     t = threading.Thread(target=run)
     t.start()
     t.join()
-    print(f"\n[pose2sim] cam02_05 detected 6 times, grid homography RMS px: "
+    print("\n[pose2sim] cam02_05 detected 6 times, grid homography RMS px: "
           + ", ".join("none" if r is None else f"{r:.1f}" for r in found))
     bad = [r for r in found if r is not None and r > 2.0]
     assert not bad, (f"BoardDetector accepted {len(bad)}/6 checkerboard detections that are not a planar grid "

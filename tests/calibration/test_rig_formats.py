@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posestudio.calibration.camera import Camera
-from posestudio.calibration.errors import RigFileError
-from posestudio.calibration.geometry import rodrigues_to_matrix
-from posestudio.calibration.rig import CameraRig
 from posestudio.calibration.rig_formats import detect_format, export_rig, import_rig
 from posestudio.cli import main
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import RigFileError
+from posestudio.core.rotations import rodrigues_to_matrix
 
 
 def make_rig(n: int = 3, fisheye_last: bool = False, skew: float = 0.3) -> CameraRig:
@@ -92,7 +92,8 @@ def test_anipose_export_loads_in_aniposelib(tmp_path: Path) -> None:
 
 def test_anipose_file_written_by_aniposelib_imports(tmp_path: Path) -> None:
     pytest.importorskip("aniposelib")
-    from aniposelib.cameras import Camera as ACamera, CameraGroup
+    from aniposelib.cameras import Camera as ACamera
+    from aniposelib.cameras import CameraGroup
 
     cam = ACamera(matrix=[[1000, 0, 640], [0, 1000, 360], [0, 0, 1]], dist=[0.1, -0.01, 0, 0, 0],
                   size=(1280, 720), rvec=[0.1, 0.2, 0.3], tvec=[0.5, 0.0, 2.0], name="A")

@@ -8,11 +8,11 @@ import pytest
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
 from posestudio.calibration.detect import CameraDetections
 from posestudio.calibration.errors import CalibrationFailure
-from posestudio.calibration.geometry import rigid_align, rotation_angle_deg
-from posestudio.calibration.rig import CameraRig
-from posestudio.calibration.synthetic_detections import observe, smooth_board_path
-
-from .conftest import ring_rig
+from posestudio.core.alignment import rigid_align
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rotation_angle_deg
+from posestudio.synthetic.board_detections import observe, smooth_board_path
+from posestudio.synthetic.studio_rig import ring_rig
 
 FPS = 30.0
 

@@ -10,13 +10,22 @@ import pytest
 
 from posestudio.calibration.board import BoardSpec, load_board
 from posestudio.calibration.detect import BoardDetector
-from posestudio.calibration.geometry import rodrigues_to_matrix
-from posestudio.calibration.rig_file import read_rig
-from posestudio.calibration.synthetic import (board_trajectory, default_board, distortion_is_valid, load_truth,
-                                              make_studio_rig, render_board_image, synthesize,
-                                              truth_observations, frame_times, write_synthetic_session)
 from posestudio.capture.sources import FrameSource
 from posestudio.cli import main
+from posestudio.core.rig_file import read_rig
+from posestudio.core.rotations import rodrigues_to_matrix
+from posestudio.synthetic import (
+    board_trajectory,
+    default_board,
+    distortion_is_valid,
+    frame_times,
+    load_truth,
+    make_studio_rig,
+    render_board_image,
+    synthesize,
+    truth_observations,
+    write_synthetic_session,
+)
 
 
 def _facing_pose(cam, board: BoardSpec, distance: float, tilt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from posestudio.models.factorization.data import DEFAULT_BANDAI_DIR, render_views, synthetic_poses
-from posestudio.models.factorization.network import (FactorizationNet, LossWeights, factorization_losses,
-                                                     normalise_2d, rot6d_to_matrix)
+from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai
+from posestudio.models.factorization.data import render_views, split_clips, synthetic_poses
+from posestudio.models.factorization.network import (
+    FactorizationNet,
+    LossWeights,
+    factorization_losses,
+    normalise_2d,
+    rot6d_to_matrix,
+)
 from posestudio.models.factorization.prior import FactorizationPrior
 from posestudio.models.factorization.train import TrainConfig, save_checkpoint, train
+from posestudio.reconstruction.prior_fill import fill_with_prior
 
 
 def _config(**kw) -> TrainConfig:
@@ -97,7 +104,7 @@ def test_checkpoint_round_trip(trained, tmp_path) -> None:
 
 
 def test_fill_keeps_known_and_fills_missing(trained) -> None:
-    from posestudio.calibration.synthetic.scene import make_studio_rig
+    from posestudio.synthetic.studio_rig import make_studio_rig
 
     model, _ = trained
     prior = FactorizationPrior(model, device="cpu")
@@ -113,7 +120,7 @@ def test_fill_keeps_known_and_fills_missing(trained) -> None:
     for _ in range(3):                                  # three random joints removed per frame
         drop[np.arange(f), rng.integers(0, 17, f)] = True
     points[drop] = np.nan
-    filled, fmask = prior.fill(points, kp2d, rig)
+    filled, fmask = fill_with_prior(prior, points, kp2d, rig)
     known = ~drop
     assert np.array_equal(filled[known], points[known])
     assert np.array_equal(fmask, drop)
@@ -132,14 +139,13 @@ def test_fill_skips_frames_with_too_few_known_joints(trained) -> None:
     kp2d = np.concatenate([truth[None, ..., :2] * 500, np.ones((1, 3, 17, 1))], -1)   # one pseudo-camera
     points = np.full_like(truth, np.nan)
     points[:, :3] = truth[:, :3]
-    filled, fmask = prior.fill(points, kp2d, None)
+    filled, fmask = fill_with_prior(prior, points, kp2d, None)
     assert not fmask.any() and np.array_equal(np.isnan(filled), np.isnan(points))
 
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not DEFAULT_BANDAI_DIR.is_dir(), reason="Bandai clips absent")
 def test_bandai_loading_and_split() -> None:
-    from posestudio.models.factorization.data import load_bandai, split_clips
 
     clips = load_bandai(frame_stride=10)
     train_p, test_p, names = split_clips(clips)

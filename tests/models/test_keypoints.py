@@ -5,9 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestudio.models.keypoints import (BLAZEPOSE33, COCO17, H36M17, HEAD_TOP_EXTENSION, LAYOUTS, NECK_FRACTION,
-                                         TO_H36M17, KeypointLayout, blazepose33_to_h36m17, coco17_to_h36m17,
-                                         get_layout, layout_from_joint_names)
+from posestudio.models.keypoints import (
+    BLAZEPOSE33,
+    COCO17,
+    H36M17,
+    HEAD_TOP_EXTENSION,
+    LAYOUTS,
+    NECK_FRACTION,
+    TO_H36M17,
+    KeypointLayout,
+    blazepose33_to_h36m17,
+    coco17_to_h36m17,
+    get_layout,
+    layout_from_joint_names,
+)
 
 
 def test_h36m17_joints_and_bones() -> None:

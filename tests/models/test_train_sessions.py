@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from posestudio.calibration.synthetic import make_studio_rig
-from posestudio.models.factorization.prior import FactorizationPrior
+from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d
+from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT, FactorizationPrior
 from posestudio.models.factorization.sessions import load_session
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.keypoints_file import Keypoints2D, write_keypoints2d
-from posestudio.reconstruction.pipeline import default_prior_path
-from posestudio.reconstruction.synthetic_motion import walking_body
-from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
+from posestudio.synthetic.body_motion import walking_body
 
 POSESTUDIO = str(Path(sys.executable).parent / "posestudio")
 
@@ -50,7 +49,7 @@ def test_fine_tuning_on_sessions_lowers_the_loss_and_loads_as_a_prior(session, t
     out, _ = session
     ckpt = tmp_path / "ours.pt"
     proc = subprocess.run([POSESTUDIO, "train", "factorization", "--out", str(ckpt), "--epochs", "6",
-                           "--batch-size", "32", "--init", str(default_prior_path()),
+                           "--batch-size", "32", "--init", str(DEFAULT_CHECKPOINT),
                            "--session", str(out / "rig.toml"), str(out / "k.npz")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.skeleton import bone_length_per_joint, bone_lengths
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.bone_constraints import (bone_length_per_joint, propagate_along_rays, ray_directions,
-                                                        snap_to_rays)
-from posestudio.reconstruction.metrics import bone_lengths
-from posestudio.reconstruction.synthetic_motion import walking_body
+from posestudio.reconstruction.bone_constraints import snap_to_rays
+from posestudio.reconstruction.ray_carry import propagate_along_rays
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_motion import walking_body
 
 
 def test_snap_picks_the_ray_sphere_intersection_nearest_the_guess() -> None:
@@ -42,7 +42,7 @@ def _one_camera_end(n_frames: int = 60, lost: int = 15):
 def _rays(rig, kp):
     """Camera centres, world rays through every detection, and the confident ones."""
     xy = rig.undistort(kp[..., :2])
-    return rig.centers, ray_directions(rig, xy), np.isfinite(xy).all(-1) & (np.nan_to_num(kp[..., 2]) >= 0.3)
+    return rig.centers, rig.ray_directions(xy), np.isfinite(xy).all(-1) & (np.nan_to_num(kp[..., 2]) >= 0.3)
 
 
 def test_carries_joints_seen_by_one_camera_along_its_rays() -> None:

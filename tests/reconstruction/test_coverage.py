@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.keypoints_file import Keypoints2D
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.keypoints_file import Keypoints2D
-from posestudio.reconstruction.pipeline import (CARRIED_CONFIDENCE, PRIOR_CONFIDENCE, ReconstructionOptions,
-                                                reconstruct)
-from posestudio.reconstruction.synthetic_motion import walking_body
-from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
+from posestudio.reconstruction.pipeline import CARRIED_CONFIDENCE, PRIOR_CONFIDENCE, ReconstructionOptions, reconstruct
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
+from posestudio.synthetic.body_motion import walking_body
 
 
 @pytest.fixture(scope="module")

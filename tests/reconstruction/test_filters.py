@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestudio.reconstruction.filters import (OneEuroFilter, butterworth_zero_phase, fill_gaps,
-                                               finite_runs, one_euro)
+from posestudio.reconstruction.filters import OneEuroFilter, butterworth_zero_phase, fill_gaps, finite_runs, one_euro
 
 FPS = 60.0
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.keypoints_file import Keypoints2D, read_points3d, write_keypoints2d
+from posestudio.core.pose_metrics import mpjpe_absolute
 from posestudio.models.keypoints import COCO17, H36M17
-from posestudio.reconstruction.keypoints_file import Keypoints2D, read_points3d, write_keypoints2d
-from posestudio.reconstruction.metrics import mpjpe_absolute
-from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
 
 from ..calibration.conftest import SHARED_DATA
 
@@ -30,7 +30,8 @@ def _motion() -> np.ndarray:
     """(F, 17, 3) metres: real motion capture when available, else a rigid body walking a circle."""
     clips = sorted(WALK.glob("*walk*.bvh")) if WALK.is_dir() else []
     if clips:
-        from posestudio.reconstruction.bvh import bandai_to_h36m17, read_bvh
+        from posestudio.core.bvh import read_bvh
+        from posestudio.models.datasets.bandai import bandai_to_h36m17
 
         motion = bandai_to_h36m17(read_bvh(clips[0]))
         # the middle 3 s, centred in the capture volume (a walk crosses a studio in about 4 s)

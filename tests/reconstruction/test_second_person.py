@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.keypoints_file import Keypoints2D
+from posestudio.core.pose_metrics import mpjpe_absolute
 from posestudio.models.keypoints import H36M17
 from posestudio.reconstruction.identity import exclude_other_people
-from posestudio.reconstruction.keypoints_file import Keypoints2D
-from posestudio.reconstruction.metrics import mpjpe_absolute
 from posestudio.reconstruction.pipeline import ReconstructionOptions, reconstruct
-from posestudio.reconstruction.synthetic_motion import walking_body
-from posestudio.reconstruction.synthetic_views import DetectorErrors, simulate_detections
 from posestudio.reconstruction.triangulation import triangulate_robust
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
+from posestudio.synthetic.body_motion import walking_body
 
 SWAP = slice(30, 80)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestudio.calibration.synthetic import make_studio_rig
+from posestudio.core.pose_metrics import mpjpe_absolute
+from posestudio.core.skeleton import bone_length_cv, bone_lengths
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.metrics import bone_length_cv, bone_lengths, mpjpe_absolute
-from posestudio.reconstruction.synthetic_motion import walking_body
 from posestudio.reconstruction.trajectory_refine import refine_trajectories
 from posestudio.reconstruction.triangulation import triangulate_robust
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_motion import walking_body
 
 
 @pytest.fixture(scope="module")

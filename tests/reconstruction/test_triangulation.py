@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from posestudio.reconstruction.triangulation import TriangulationOptions, triangulate_robust
-
-from ..calibration.conftest import ring_rig
+from posestudio.synthetic.studio_rig import ring_rig
 
 
 def _keypoints(rig, points, noise_px=0.0, seed=0):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from posestudio.calibration.synthetic import make_studio_rig
-from posestudio.reconstruction.synthetic_motion import walking_body
-from posestudio.calibration.geometry import rodrigues_to_matrix
+from posestudio.core.rotations import rodrigues_to_matrix
 from posestudio.reconstruction.view_fit import fit_pose_to_views
+from posestudio.synthetic import make_studio_rig
+from posestudio.synthetic.body_motion import walking_body
 
 
 def test_batched_rodrigues_matches_opencv() -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from posestudio.synthetic.studio_rig import ring_rig
 from posestudio.viewer.rig_geometry import frustum_lines, rig_line_set
-
-from ..calibration.conftest import ring_rig
 
 
 def test_frustums_start_at_the_centres_and_reproject_to_the_image_corners():

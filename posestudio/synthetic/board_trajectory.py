@@ -16,12 +16,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from ..board import BoardSpec
-from ..geometry import rodrigues_to_matrix
-
-FloatArray = NDArray[np.float64]
+from posestudio.calibration.board import BoardSpec
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rotations import rodrigues_to_matrix
 
 
 def _wave(amp: FloatArray, freq: FloatArray, phase: FloatArray, t: FloatArray) -> FloatArray:

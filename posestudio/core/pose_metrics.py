@@ -42,10 +42,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from .alignment import procrustes_align
+from .arrays import BoolArray, FloatArray
+from .skeleton import bone_length_cv
 
 __all__ = [
     "valid_mask",
@@ -55,13 +56,10 @@ __all__ = [
     "n_mpjpe",
     "pck3d",
     "auc_pck3d",
-    "bone_lengths",
-    "bone_length_cv",
     "reprojection_errors",
     "reprojection_error",
     "coverage",
     "summarise",
-    "procrustes_align",
     "AUC_THRESHOLDS",
 ]
 
@@ -185,61 +183,6 @@ def mpjpe_absolute(pred: ArrayLike, gt: ArrayLike, *,
     return mpjpe(pred, gt, root=None, per_joint=per_joint)
 
 
-def procrustes_align(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = None, *,
-                     scale: bool = True, allow_reflection: bool = False,
-                     min_joints: int = 3) -> tuple[FloatArray, BoolArray]:
-    """Per-frame similarity (Umeyama) alignment of ``pred`` onto ``gt``.
-
-    For each frame finds ``s, R, t`` minimising ``sum_j w_j ||s R pred_j + t - gt_j||^2`` over the
-    valid joints ``j`` (``w_j`` = 1 valid, 0 otherwise), vectorised over frames with a batched SVD.
-    ``R`` is a proper rotation (``det R = +1``) unless ``allow_reflection``: when the unconstrained
-    optimum is a reflection, the smallest singular direction is flipped (Umeyama 1991), which is the
-    best proper rotation.
-
-    Args:
-        pred: ``(F, J, 3)`` or ``(J, 3)`` points to align.
-        gt: same shape, target points.
-        valid: ``(F, J)`` mask of joints to fit on; default: finite in both.
-        scale: fit the isotropic scale ``s`` (else ``s = 1``: rigid alignment).
-        allow_reflection: allow ``det R = -1``.
-        min_joints: frames with fewer valid joints are not aligned (three non-collinear points fix
-            a similarity; with fewer the error would be trivially zero).
-    Returns:
-        ``(aligned, frame_ok)``: ``(F, J, 3)`` aligned prediction (all joints transformed; NaN
-        where the input was NaN or the frame could not be aligned) and ``(F,)`` bool of frames
-        that were aligned.
-    """
-    p, g = _pair(pred, gt)
-    w = valid_mask(p, g) if valid is None else np.asarray(valid, dtype=bool).reshape(p.shape[:2])
-    n = w.sum(axis=1).astype(np.float64)                                  # (F,)
-    wf = w[..., None].astype(np.float64)
-    p0 = np.where(w[..., None], p, 0.0)
-    g0 = np.where(w[..., None], g, 0.0)
-    nn = np.maximum(n, 1.0)[:, None, None]
-    mu_p = (wf * p0).sum(axis=1, keepdims=True) / nn                      # (F, 1, 3)
-    mu_g = (wf * g0).sum(axis=1, keepdims=True) / nn
-    pc = (p0 - mu_p) * wf
-    gc = (g0 - mu_g) * wf
-    # cross-covariance H = sum_j gc_j pc_j^T ; best R = U D V^T with H = U S V^T
-    h = np.einsum("fji,fjk->fik", gc, pc)                                 # (F, 3, 3)
-    u, s_vals, vt = np.linalg.svd(h)
-    d = np.ones_like(s_vals)
-    if not allow_reflection:
-        d[:, -1] = np.sign(np.linalg.det(u @ vt))
-        d[d[:, -1] == 0, -1] = 1.0
-    rot = np.einsum("fij,fj,fjk->fik", u, d, vt)                          # (F, 3, 3)
-    var_p = (pc**2).sum(axis=(1, 2))                                      # (F,)
-    if scale:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = (s_vals * d).sum(axis=1) / var_p
-    else:
-        s = np.ones(p.shape[0])
-    frame_ok = (n >= min_joints) & np.isfinite(s) & (var_p > 0)
-    aligned = s[:, None, None] * np.einsum("fik,fjk->fji", rot, p - mu_p) + mu_g
-    aligned[~frame_ok] = np.nan
-    return aligned, frame_ok
-
-
 def p_mpjpe(pred: ArrayLike, gt: ArrayLike, *, per_joint: bool = False,
             allow_reflection: bool = False, min_joints: int = 3) -> float | FloatArray:
     """MPJPE after a per-frame similarity (Procrustes) alignment.
@@ -361,59 +304,6 @@ def auc_pck3d(pred: ArrayLike, gt: ArrayLike, thresholds: ArrayLike | None = Non
 # plausibility without ground truth
 # --------------------------------------------------------------------------------------------
 
-def _bone_pairs(bones: Any) -> NDArray[np.intp]:
-    """``(B, 2)`` joint index pairs from a sequence of pairs or an object with ``.bones``."""
-    if hasattr(bones, "bones"):
-        bones = bones.bones
-    arr = np.asarray(bones, dtype=np.intp)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"bones must be (B, 2) joint index pairs, got shape {arr.shape}")
-    return arr
-
-
-def bone_lengths(points: ArrayLike, bones: Sequence[tuple[int, int]] | Any) -> FloatArray:
-    """Bone lengths per frame.
-
-    Args:
-        points: ``(F, J, 3)`` or ``(J, 3)`` points.
-        bones: ``(B, 2)`` (parent, child) joint indices, or a keypoint layout with ``.bones``.
-    Returns:
-        ``(F, B)`` lengths in the input unit, NaN where either end is NaN.
-    """
-    p = _as_points(points)
-    b = _bone_pairs(bones)
-    return np.linalg.norm(p[:, b[:, 1]] - p[:, b[:, 0]], axis=-1)
-
-
-def bone_length_cv(points: ArrayLike, bones: Sequence[tuple[int, int]] | Any, *,
-                   per_bone: bool = False) -> float | FloatArray:
-    """Coefficient of variation of bone lengths over time (0 for a rigid skeleton).
-
-    For each bone: ``std / mean`` of its length over the frames where both ends are finite
-    (population std, ``ddof=0``); bones with fewer than two such frames give NaN and are left out
-    of the mean over bones. Dimensionless.
-
-    Args:
-        points: ``(F, J, 3)`` points.
-        bones: ``(B, 2)`` joint index pairs, or a keypoint layout with ``.bones``.
-        per_bone: return the ``(B,)`` per-bone values.
-    Returns:
-        Mean CV over bones (scalar), or ``(B,)``; NaN when no bone has two valid frames.
-    """
-    lengths = bone_lengths(points, bones)
-    ok = np.isfinite(lengths)
-    n = ok.sum(axis=0)
-    l0 = np.where(ok, lengths, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = l0.sum(axis=0) / n
-        var = (np.where(ok, lengths - mean, 0.0) ** 2).sum(axis=0) / n
-        cv = np.sqrt(var) / mean
-    cv = np.where((n >= 2) & (mean > 0), cv, np.nan)
-    if per_bone:
-        return cv
-    return float(np.nanmean(cv)) if np.isfinite(cv).any() else float("nan")
-
-
 def coverage(points: ArrayLike, *, per_joint: bool = False) -> float | FloatArray:
     """Share of (frame, joint) entries whose three coordinates are all finite.
 
@@ -441,7 +331,7 @@ def reprojection_errors(points3d: ArrayLike, keypoints2d: ArrayLike,
         keypoints2d: ``(C, ..., 2)`` pixels or ``(C, ..., 3)`` = x, y, confidence (the
             architecture's ``(cameras, frames, joints, 3)``); NaN where absent.
         project: a callable ``(..., 3) -> (C, ..., 2)`` or an object with such a ``.project``
-            method (e.g. :class:`posestudio.calibration.rig.CameraRig`).
+            method (e.g. :class:`posestudio.core.rig.CameraRig`).
         min_confidence: with a confidence channel, observations with confidence
             ``<= min_confidence`` (or NaN) are treated as absent (so confidence 0 means absent).
     Returns:

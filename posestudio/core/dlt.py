@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from .arrays import FloatArray
 
 
 def triangulate_dlt(poses: FloatArray, normalized: FloatArray, weights: FloatArray | None = None,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from posestudio.reconstruction import metrics as M
+from posestudio.core import alignment, skeleton
+from posestudio.core import pose_metrics as M
 
 F, J = 12, 17
 
@@ -65,7 +66,7 @@ def test_p_mpjpe_reflection(gt: np.ndarray) -> None:
     mirrored = gt * np.array([-1.0, 1.0, 1.0])
     assert M.p_mpjpe(mirrored, gt) > 0.05                          # no mirror allowed by default
     assert M.p_mpjpe(mirrored, gt, allow_reflection=True) == pytest.approx(0.0, abs=1e-12)
-    _, ok = M.procrustes_align(mirrored, gt)
+    _, ok = alignment.procrustes_align(mirrored, gt)
     assert ok.all()
 
 
@@ -74,7 +75,7 @@ def test_procrustes_is_least_squares_optimum(gt: np.ndarray) -> None:
     rot, scale, shift = _random_similarity(rng, F)
     pred = scale[:, None, None] * np.einsum("fik,fjk->fji", rot, gt) + shift
     pred += rng.normal(scale=0.02, size=pred.shape)
-    aligned, _ = M.procrustes_align(pred, gt)
+    aligned, _ = alignment.procrustes_align(pred, gt)
     # the true inverse transform cannot beat the fitted one in squared error, per frame
     inv = np.einsum("fki,fjk->fji", rot, pred - shift) / scale[:, None, None]
     fitted = ((aligned - gt) ** 2).sum(axis=(1, 2))
@@ -148,7 +149,7 @@ def test_p_mpjpe_with_nan_fits_on_valid_joints(gt: np.ndarray) -> None:
     pred[:, 3] = np.nan
     pred[4, :15] = np.nan                                           # frame 4 has 2 valid joints
     assert M.p_mpjpe(pred, gt) == pytest.approx(0.0, abs=1e-12)
-    _, ok = M.procrustes_align(pred, gt)
+    _, ok = alignment.procrustes_align(pred, gt)
     assert not ok[4] and ok.sum() == F - 1
 
 
@@ -158,15 +159,15 @@ def test_bone_length_cv() -> None:
     rot = Rotation.random(30, random_state=rng).as_matrix()
     rigid = np.einsum("fik,jk->fji", rot, base) + rng.normal(size=(30, 1, 3))
     bones = [(0, 1), (1, 2), (2, 3)]
-    assert M.bone_length_cv(rigid, bones) == pytest.approx(0.0, abs=1e-12)
+    assert skeleton.bone_length_cv(rigid, bones) == pytest.approx(0.0, abs=1e-12)
     # one bone alternating between length 1 and 3: std 1, mean 2 -> CV 0.5
     pts = np.zeros((4, 3, 3))
     pts[:, 1, 0] = [1, 3, 1, 3]
     pts[:, 2, 0] = pts[:, 1, 0] + 1.0                               # second bone constant
-    assert M.bone_length_cv(pts, [(0, 1), (1, 2)], per_bone=True) == pytest.approx([0.5, 0.0])
-    assert M.bone_length_cv(pts, [(0, 1), (1, 2)]) == pytest.approx(0.25)
+    assert skeleton.bone_length_cv(pts, [(0, 1), (1, 2)], per_bone=True) == pytest.approx([0.5, 0.0])
+    assert skeleton.bone_length_cv(pts, [(0, 1), (1, 2)]) == pytest.approx(0.25)
     pts[1, 1] = np.nan                                              # lengths 1, 1, 3 remain
-    cv = M.bone_length_cv(pts, [(0, 1)], per_bone=True)[0]
+    cv = skeleton.bone_length_cv(pts, [(0, 1)], per_bone=True)[0]
     assert cv == pytest.approx(np.std([1, 1, 3]) / np.mean([1, 1, 3]))
 
 
@@ -211,8 +212,8 @@ def test_reprojection_error_known_offset() -> None:
 
 
 def test_reprojection_error_with_camera_rig() -> None:
-    from posestudio.calibration.camera import Camera
-    from posestudio.calibration.rig import CameraRig
+    from posestudio.core.camera import Camera
+    from posestudio.core.rig import CameraRig
 
     k = np.array([[1000.0, 0, 500], [0, 1000.0, 500], [0, 0, 1]])
     rig = CameraRig([Camera("a", (1000, 1000), k, translation=np.array([0, 0, 3.0])),

@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from posestudio.calibration.rig import CameraRig
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.rig import CameraRig
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Ground-truth board detections without rendering: project a moving board into a known rig.
 
 Fast and exact, for testing the solver on its own (the image renderer in
-:mod:`posestudio.calibration.synthetic` tests detection and solver together).
+:mod:`posestudio.synthetic` tests detection and solver together).
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from numpy.typing import NDArray
 
-from .board import BoardSpec
-from .detect import BoardObservation, CameraDetections
-from .geometry import rodrigues_to_matrix
-from .rig import CameraRig
+from posestudio.calibration.board import BoardSpec
+from posestudio.calibration.detect import BoardObservation, CameraDetections
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rodrigues_to_matrix
 
-FloatArray = NDArray[np.float64]
 PoseAt = Callable[[float], tuple[FloatArray, FloatArray]]
 
 

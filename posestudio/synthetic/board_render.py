@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from ..board import BoardSpec
-from ..camera import Camera, distort_normalized
+from posestudio.calibration.board import BoardSpec
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera, distort_normalized
 
-FloatArray = NDArray[np.float64]
 PoseFn = Callable[[float], tuple[FloatArray, FloatArray]]
 
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-9)

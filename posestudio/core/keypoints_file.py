@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from .arrays import FloatArray
+from .errors import InputError
+from .files import write_npz_atomic
 
 KEYPOINTS2D_FORMAT = "posestudio-keypoints2d"
 POINTS3D_FORMAT = "posestudio-points3d"
 FORMAT_VERSION = 1
 
 
-class KeypointFileError(ValueError):
+class KeypointFileError(InputError):
     """A keypoint file that cannot be used; the message names the file and the problem."""
 
 
@@ -68,25 +69,18 @@ class Points3D:
     fps: float
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-
-
 def write_keypoints2d(path: str | Path, kp: Keypoints2D) -> None:
     """Write a 2D keypoint file (validated first, so a bad array is never written)."""
     path = Path(path)
     _validate_2d(kp, str(path))
-    _atomic_savez(path, keypoints=kp.keypoints.astype(np.float32), camera_names=np.array(kp.camera_names),
+    write_npz_atomic(path, keypoints=kp.keypoints.astype(np.float32), camera_names=np.array(kp.camera_names),
                   joint_names=np.array(kp.joint_names), fps=np.float64(kp.fps),
                   format=np.array(KEYPOINTS2D_FORMAT), format_version=np.int64(FORMAT_VERSION))
 
 
 def write_points3d(path: str | Path, pts: Points3D) -> None:
     """Write a 3D point file."""
-    _atomic_savez(Path(path), points3d=pts.points3d.astype(np.float64), confidence=pts.confidence.astype(np.float32),
+    write_npz_atomic(Path(path), points3d=pts.points3d.astype(np.float64), confidence=pts.confidence.astype(np.float32),
                   joint_names=np.array(pts.joint_names), fps=np.float64(pts.fps), format=np.array(POINTS3D_FORMAT),
                   format_version=np.int64(FORMAT_VERSION))
 

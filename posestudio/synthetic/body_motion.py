@@ -8,11 +8,9 @@ real motion capture in ``../shared/data`` is not available.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
+from posestudio.core.arrays import FloatArray
 from posestudio.models.keypoints import H36M17
-
-FloatArray = NDArray[np.float64]
 
 #: Offset of each joint from its parent in the body frame (x forward, y left, z up), metres.
 _OFFSETS = {

@@ -1,4 +1,4 @@
-"""Small, vectorised rigid-geometry helpers (numpy).
+"""Rotations: Rodrigues vectors and matrices, composition, averaging, and the rotation derivative.
 
 Conventions: rotations are 3x3 matrices or Rodrigues (axis-angle) vectors in radians;
 points are row vectors, ``(..., 3)``; a world-to-camera pose maps ``X_cam = R @ X_world + t``.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from .arrays import FloatArray
 
 
 def rodrigues_to_matrix(rvec: FloatArray) -> FloatArray:
@@ -106,23 +105,47 @@ def average_rotations(rots: FloatArray, weights: FloatArray | None = None) -> Fl
     return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
-def rigid_align(src: FloatArray, dst: FloatArray, with_scale: bool = False
-                ) -> tuple[FloatArray, FloatArray, float]:
-    """Least-squares similarity (Umeyama) ``dst ~ s * R @ src + t``.
+
+def skew(v: FloatArray) -> FloatArray:
+    """Cross-product matrices ``[v]x``.
 
     Args:
-        src, dst: ``(N, 3)`` corresponding points, N >= 3.
-        with_scale: also estimate the scale ``s`` (else s = 1).
+        v: ``(..., 3)`` vectors.
     Returns:
-        ``(R (3, 3), t (3,), s)``.
+        ``(..., 3, 3)`` with ``[v]x @ u = v x u``.
     """
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt))
-    dm = np.diag([1.0, 1.0, d])
-    rot = u @ dm @ vt
-    scale = float(np.trace(np.diag(sig) @ dm) / (a**2).sum(1).mean()) if with_scale else 1.0
-    t = mu_d - scale * rot @ mu_s
-    return rot, t, scale
+    v = np.asarray(v, dtype=np.float64)
+    z = np.zeros(v.shape[:-1])
+    return np.stack([z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z],
+                    axis=-1).reshape(v.shape[:-1] + (3, 3))
+
+
+#: ``(3, 3, 3)`` generators ``E_k`` with ``[v]x = sum_k v_k E_k``.
+SKEW_BASIS = skew(np.eye(3))
+
+
+def rotation_derivative_factor(rvec: FloatArray, rot: FloatArray) -> FloatArray:
+    """``M(w)`` such that ``d(R v)/dw = -R [v]x M(w)`` for ``R = rodrigues(w)`` (Gallego & Yezzi, 2015).
+
+    Args:
+        rvec: ``(K, 3)`` Rodrigues vectors, radians; rot: ``(K, 3, 3)`` their rotations.
+    Returns:
+        ``(K, 3, 3)``: ``(w w^T + (R^T - I)[w]x) / |w|^2``, the identity at w = 0.
+    """
+    theta2 = np.einsum("ni,ni->n", rvec, rvec)
+    small = theta2 < 1e-20
+    t2 = np.where(small, 1.0, theta2)
+    m = (np.einsum("ni,nj->nij", rvec, rvec) + (np.swapaxes(rot, 1, 2) - np.eye(3)) @ skew(rvec)) / t2[:, None, None]
+    m[small] = np.eye(3)
+    return m
+
+
+def rotation_jacobian_basis(rot: FloatArray, m: FloatArray) -> FloatArray:
+    """Per-rotation tensors ``G_k = -R E_k M`` so that ``d(R v)/dw = sum_k v_k G_k``.
+
+    Args:
+        rot, m: ``(K, 3, 3)`` rotations and their :func:`rotation_derivative_factor`.
+    Returns:
+        ``(K, 3, 3, 3)`` indexed ``[entity, k, i, j]``.
+    """
+    return -np.einsum("nab,kbc,ncd->nkad", rot, SKEW_BASIS, m)

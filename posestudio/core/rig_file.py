@@ -32,32 +32,17 @@ import numpy as np
 import tomli_w
 
 from .camera import Camera
-from .errors import RigFileError
+from .errors import InputError
+from .files import plain, write_text_atomic
 from .rig import CameraRig
+
+
+class RigFileError(InputError):
+    """A rig file that cannot be read or has wrong content; the message names the file and field."""
+
 
 FORMAT_NAME = "posestudio-rig"
 FORMAT_VERSION = 1
-
-
-def plain(value: Any) -> Any:
-    """numpy values to TOML-serialisable Python values (recursively; None entries of dicts dropped)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def rig_to_dict(rig: CameraRig) -> dict:

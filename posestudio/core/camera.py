@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .geometry import matrix_to_rodrigues, rodrigues_to_matrix
-
-FloatArray = NDArray[np.float64]
+from .arrays import FloatArray
+from .rotations import matrix_to_rodrigues, rodrigues_to_matrix
 
 CAMERA_MODELS = ("pinhole", "fisheye")
 

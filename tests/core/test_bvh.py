@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from posestudio.core.bvh import BvhFormatError, BvhMotion, read_bvh, write_bvh
+from posestudio.models.datasets.bandai import BANDAI_HEAD_TOP_OFFSET_M, bandai_to_h36m17
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.bvh import (BANDAI_HEAD_TOP_OFFSET_M, BvhFormatError, BvhMotion, bandai_to_h36m17,
-                                           read_bvh, write_bvh)
 
 BANDAI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bandai_mocap_1"
 

@@ -8,13 +8,11 @@ world-to-camera pose ``X_cam = R @ X_world + t``.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
-from ..camera import Camera
-from ..geometry import rodrigues_to_matrix
-from ..rig import CameraRig
-
-FloatArray = NDArray[np.float64]
+from posestudio.core.arrays import FloatArray
+from posestudio.core.camera import Camera
+from posestudio.core.rig import CameraRig
+from posestudio.core.rotations import rodrigues_to_matrix
 
 DISTORTION_LEVELS = ("strong", "mild", "none")
 WORLD_FRAME = "synthetic studio: right-handed, Z up, metres; volume centre near (0, 0, 1)"
@@ -170,6 +168,27 @@ def make_studio_rig(n_cameras: int = 4, image_size: tuple[int, int] = (1920, 108
         else:  # pragma: no cover - the ranges above always admit valid lenses
             raise ValueError("could not draw a monotonic lens for this image size and focal range")
         cameras.append(Camera(f"cam{i}", (w, h), k, dist, rot, -rot @ center, model))
-    meta = {"world_frame": WORLD_FRAME, "generator": "posestudio.calibration.synthetic.make_studio_rig",
+    meta = {"world_frame": WORLD_FRAME, "generator": "posestudio.synthetic.make_studio_rig",
             "seed": int(seed), "distortion": distortion, "fisheye": bool(fisheye)}
     return CameraRig(cameras, meta)
+
+
+def ring_rig(n: int = 4, radius: float = 3.5, seed: int = 1, dist: tuple[float, ...] = (-0.3, 0.12, 0.001, -0.001, -0.02),
+             size: tuple[int, int] = (1920, 1080)) -> CameraRig:
+    """A small seeded ring: ``n`` pinhole cameras ``radius`` metres out, 2 m high, aimed at (0, 0, 1).
+
+    Focal lengths are drawn from 1100-1500 px and principal points within 30 px of the centre;
+    every camera has the same distortion ``dist`` (OpenCV order). For solver and geometry tests
+    (:func:`make_studio_rig` gives a realistic studio).
+    """
+    rng = np.random.default_rng(seed)
+    cams = []
+    for i in range(n):
+        a = 2 * np.pi * i / n + 0.3
+        centre = np.array([radius * np.cos(a), radius * np.sin(a), 2.0])
+        rot = look_at(centre, np.array([0.0, 0.0, 1.0]))
+        f = rng.uniform(1100, 1500)
+        k = np.array([[f, 0, size[0] / 2 + rng.uniform(-30, 30)], [0, f * 1.001, size[1] / 2 + rng.uniform(-20, 20)],
+                      [0, 0, 1]])
+        cams.append(Camera(f"cam{i}", size, k, np.asarray(dist, float), rot, -rot @ centre))
+    return CameraRig(cams)

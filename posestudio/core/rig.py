@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from numpy.typing import NDArray
 
+from .arrays import FloatArray
 from .camera import Camera
-from .triangulation import triangulate_dlt
-
-FloatArray = NDArray[np.float64]
+from .dlt import triangulate_dlt
 
 
 @dataclass
@@ -91,6 +89,19 @@ class CameraRig:
         """Per-camera undistortion: ``(C, ..., 2)`` pixels to normalised coordinates."""
         return np.stack([cam.undistort_points(p) for cam, p in zip(self.cameras, pixels)])
 
+    def ray_directions(self, xy: FloatArray) -> FloatArray:
+        """World-frame unit directions of the rays through undistorted image points.
+
+        Args:
+            xy: ``(C, ..., 2)`` normalised image coordinates (``x/z, y/z``, lens undone), NaN where a
+                camera has no detection. The rays start at :attr:`centers`.
+        Returns:
+            ``(C, ..., 3)`` unit directions (NaN where ``xy`` is).
+        """
+        rays = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], -1)
+        rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+        return np.einsum("c...k,ckl->c...l", rays, self.rotations)
+
     def triangulate(self, pixels: FloatArray, weights: FloatArray | None = None,
                     min_views: int = 2) -> FloatArray:
         """Weighted DLT triangulation.
@@ -125,7 +136,7 @@ class CameraRig:
 
     # ----------------------------------------------------------------- files
     def save(self, path: str | Path) -> None:
-        """Write PoseStudio's ``rig.toml`` (see :mod:`posestudio.calibration.rig_file`)."""
+        """Write PoseStudio's ``rig.toml`` (see :mod:`posestudio.core.rig_file`)."""
         from .rig_file import write_rig
 
         write_rig(self, path)

@@ -31,15 +31,15 @@ import numpy as np
 import tomli_w
 from numpy.typing import NDArray
 
-from ..board import BoardSpec, board_to_dict
-from ..geometry import matrix_to_rodrigues
-from ..rig import CameraRig
-from ..rig_file import write_rig
-from .render import CameraRenderer, FrameInfo, make_board_texture
-from .scene import make_studio_rig
-from .trajectory import BoardTrajectory, board_trajectory
+from posestudio.calibration.board import BoardSpec, board_to_dict
+from posestudio.core.arrays import FloatArray
+from posestudio.core.rig import CameraRig
+from posestudio.core.rig_file import write_rig
+from posestudio.core.rotations import matrix_to_rodrigues
 
-FloatArray = NDArray[np.float64]
+from .board_render import CameraRenderer, FrameInfo, make_board_texture
+from .board_trajectory import BoardTrajectory, board_trajectory
+from .studio_rig import make_studio_rig
 
 TRUTH_FORMAT = "posestudio-synthetic-truth"
 TRUTH_VERSION = 1
