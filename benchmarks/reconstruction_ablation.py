@@ -41,6 +41,8 @@ from benchmarks.reconstruction import Take, describe_errors, describe_takes, mak
 from posestudio.core.alignment import procrustes_align
 from posestudio.core.keypoints_file import Keypoints2D
 from posestudio.core.pose_metrics import coverage, mpjpe
+from posestudio.core.rotations import nearest_rotation
+from posestudio.core.skeleton import bone_lengths, scale_to_lengths
 from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT, FactorizationPrior
 from posestudio.models.keypoints import H36M17
 from posestudio.reconstruction.pipeline import (
@@ -129,26 +131,19 @@ def rigid_about_pelvis(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     both returned pelvis-centred: ``(aligned, truth_centred)``."""
     p = pred - pred[:, PELVIS:PELVIS + 1]
     g = truth - truth[:, PELVIS:PELVIS + 1]
-    h = np.einsum("fji,fjk->fik", g, p)  # sum_j g_j p_j^T
-    u, _, vt = np.linalg.svd(h)
-    d = np.ones((len(p), 3))
-    d[:, -1] = np.sign(np.linalg.det(u @ vt))
-    rot = np.einsum("fij,fj,fjk->fik", u, d, vt)
+    rot = nearest_rotation(np.einsum("fji,fjk->fik", g, p))  # maximises tr(R^T sum_j g_j p_j^T)
     return np.einsum("fik,fjk->fji", rot, p), g
 
 
 def bone_scaled(shape: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Unit-RMS canonical shapes ``(N, 17, 3)`` scaled so their bones best match ``lengths (B,)`` metres
     (least squares: ``s = sum L l / sum l^2``)."""
-    b = H36M17.bone_indices
-    l = np.linalg.norm(shape[:, b[:, 0]] - shape[:, b[:, 1]], axis=-1)  # (N, B)
-    s = (l * lengths).sum(-1) / (l**2).sum(-1)
+    s = scale_to_lengths(bone_lengths(shape, H36M17.bone_indices), lengths, min_bones=1)
     return shape * s[:, None, None]
 
 
 def performer_bone_lengths(truth: np.ndarray) -> np.ndarray:
-    b = H36M17.bone_indices
-    return np.median(np.linalg.norm(truth[:, b[:, 0]] - truth[:, b[:, 1]], axis=-1), axis=0)
+    return np.median(bone_lengths(truth, H36M17.bone_indices), axis=0)
 
 
 def held_out_clips(path: Path) -> set[str]:

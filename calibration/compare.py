@@ -14,7 +14,7 @@ import numpy as np
 
 from posestudio.core.arrays import FloatArray
 from posestudio.core.rig import CameraRig
-from posestudio.core.rotations import rotation_angle_deg
+from posestudio.core.rotations import nearest_rotation, rotation_angle_deg
 
 __all__ = ["align_rig_to_truth", "score_against_truth", "match_cameras"]
 
@@ -58,9 +58,7 @@ def _similarity_from_cameras(est: CameraRig, truth: CameraRig, order: list[int]
     spread = float((b**2).sum(1).mean())
     lam = spread if spread > 1e-12 else 1.0
     m = b.T @ a / len(a) + lam * np.einsum("cji,cjk->ik", rt, re) / len(a)
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1.0, 1.0, d]) @ vt
+    rot = nearest_rotation(m)
     den = float((a**2).sum())
     scale = float(np.einsum("ci,ci->", b, a @ rot.T) / den) if den > 1e-12 else 1.0
     return rot, mu_t, scale

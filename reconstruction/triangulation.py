@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from posestudio.core.arrays import BoolArray, FloatArray
 from posestudio.core.dlt import triangulate_dlt
+from posestudio.core.projection import MIN_DEPTH_M, normalized_projection, to_camera, world_point_jacobian
 from posestudio.core.rig import CameraRig
 
 
@@ -64,14 +65,6 @@ class Triangulation:
     def n_views(self) -> NDArray[np.int64]:
         """``(...)`` inlier views per point."""
         return self.inliers.sum(axis=0)
-
-
-def _project_normalized(poses: FloatArray, points: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Ideal normalised projections ``(C, N, 2)`` and depths ``(C, N)`` of points ``(N, 3)``."""
-    pc = points[None] @ np.swapaxes(poses[:, :, :3], 1, 2) + poses[:, None, :, 3]
-    z = pc[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return pc[..., :2] / z[..., None], z
 
 
 def _midpoint_two_views(pose_a: FloatArray, pose_b: FloatArray, xy_a: FloatArray, xy_b: FloatArray) -> FloatArray:
@@ -128,9 +121,9 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
     def view_errors(points: FloatArray, idx: NDArray[np.int64] | slice = slice(None)) -> FloatArray:
         """Reprojection error ``(C, n)`` of points ``(n, 3)`` (the columns ``idx``), in pixels
         (normalised error times focal length); inf behind a camera or where unseen."""
-        proj, z = _project_normalized(poses, points)
-        err = np.linalg.norm(proj - normed[:, idx], axis=-1) * focal[:, None]
-        return np.where((z > 0) & valid[:, idx], err, np.inf)
+        pc = to_camera(poses[:, None, :, :3], poses[:, None, :, 3], points[None])           # (C, n, 3)
+        err = np.linalg.norm(normalized_projection(pc)[0] - normed[:, idx], axis=-1) * focal[:, None]
+        return np.where((pc[..., 2] > MIN_DEPTH_M) & valid[:, idx], err, np.inf)
 
     # --- 2. hypotheses from camera pairs -------------------------------------------------------
     best_count = np.zeros(n, np.int64)
@@ -161,17 +154,9 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
         ok = np.isfinite(points).all(axis=1)
         if not ok.any():
             break
-        pc = np.nan_to_num(points)[None] @ np.swapaxes(poses[:, :, :3], 1, 2) + poses[:, None, :, 3]
-        z = pc[..., 2]
-        zs = np.where(np.abs(z) > 1e-9, z, 1e-9)
-        r = pc[..., :2] / zs[..., None] - np.nan_to_num(normed)  # (C, N, 2)
-        # d(x/z, y/z)/dX = [[1/z, 0, -x/z^2], [0, 1/z, -y/z^2]] @ R
-        dproj = np.zeros(pc.shape[:2] + (2, 3))
-        dproj[..., 0, 0] = 1 / zs
-        dproj[..., 1, 1] = 1 / zs
-        dproj[..., 0, 2] = -pc[..., 0] / zs**2
-        dproj[..., 1, 2] = -pc[..., 1] / zs**2
-        jac = dproj @ poses[:, None, :, :3]  # (C, N, 2, 3)
+        pc = to_camera(poses[:, None, :, :3], poses[:, None, :, 3], np.nan_to_num(points)[None])  # (C, N, 3)
+        r = normalized_projection(pc)[0] - np.nan_to_num(normed)  # (C, N, 2)
+        jac = world_point_jacobian(poses[:, None, :, :3], pc)  # (C, N, 2, 3)
         wjac = jac * w[..., None, None]
         h = (np.swapaxes(wjac, -1, -2) @ jac).sum(axis=0)  # (N, 3, 3)
         g = (np.swapaxes(wjac, -1, -2) @ r[..., None])[..., 0].sum(axis=0)  # (N, 3)

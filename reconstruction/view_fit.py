@@ -17,6 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.projection import normalized_projection, normalized_projection_jacobian, to_camera
+from posestudio.core.robust import huber_weights
 from posestudio.core.rotations import rodrigues_to_matrix
 
 
@@ -89,9 +91,8 @@ def fit_pose_to_views(shape: FloatArray, cam_rotation: FloatArray, cam_translati
 
     def residuals(rot_: FloatArray, t_: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         p = np.einsum("fij,fkj->fki", rot_, x) + t_[:, None]                                # (F,J,3) world
-        q = np.einsum("cij,fkj->cfki", rc, p) + tc[:, None, None]                            # (C,F,J,3)
-        z = np.where(q[..., 2] > 1e-6, q[..., 2], 1e-6)
-        r = (q[..., :2] / z[..., None] - obs) * f[..., None]                                 # (C,F,J,2) px
+        q = to_camera(rc[:, None, None], tc[:, None, None], p[None])                         # (C,F,J,3)
+        r = (normalized_projection(q)[0] - obs) * f[..., None]                               # (C,F,J,2) px
         return p, q, r
 
     def cost(r: FloatArray, p: FloatArray, wr: FloatArray) -> FloatArray:
@@ -103,16 +104,8 @@ def fit_pose_to_views(shape: FloatArray, cam_rotation: FloatArray, cam_translati
     p, q, r = residuals(rot, t)
     for _ in range(iterations):
         norm = np.linalg.norm(r, axis=-1)
-        robust = np.where(norm > huber_px, huber_px / np.maximum(norm, 1e-12), 1.0)
-        wr = w2 * robust                                                                    # (C,F,J)
-        z = np.where(q[..., 2] > 1e-6, q[..., 2], 1e-6)
-        # d(pixel)/d(camera point): (C,F,J,2,3)
-        dproj = np.zeros(q.shape[:-1] + (2, 3))
-        dproj[..., 0, 0] = 1.0 / z
-        dproj[..., 1, 1] = 1.0 / z
-        dproj[..., 0, 2] = -q[..., 0] / z**2
-        dproj[..., 1, 2] = -q[..., 1] / z**2
-        dproj *= f[..., None, None]
+        wr = w2 * huber_weights(norm, huber_px)                                             # (C,F,J)
+        dproj = normalized_projection_jacobian(q) * f[..., None, None]                      # (C,F,J,2,3) px/m
         # world point derivative: d p / d(omega) = -[R x]_x (left increment), d p / d t = I
         rx = p - t[:, None]                                                                 # (F,J,3)
         dp = np.zeros(rx.shape + (6,))

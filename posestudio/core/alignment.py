@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .arrays import BoolArray, FloatArray
+from .rotations import nearest_rotation
 
 
 @dataclass
@@ -75,16 +76,15 @@ def similarity_transforms(src: ArrayLike, dst: ArrayLike, valid: ArrayLike | Non
     pc = (p0 - mu_p) * wf
     gc = (g0 - mu_g) * wf
     h = np.einsum("fji,fjk->fik", gc, pc)                                 # (F, 3, 3) sum_j g_j p_j^T
-    u, s_vals, vt = np.linalg.svd(h)
-    d = np.ones_like(s_vals)
-    if not allow_reflection:
-        d[:, -1] = np.sign(np.linalg.det(u @ vt))
-        d[d[:, -1] == 0, -1] = 1.0
-    rot = np.einsum("fij,fj,fjk->fik", u, d, vt)
+    if allow_reflection:
+        u, _, vt = np.linalg.svd(h)
+        rot = u @ vt
+    else:
+        rot = nearest_rotation(h)
     var_p = (pc**2).sum(axis=(1, 2))                                      # (F,)
     if scale:
         with np.errstate(invalid="ignore", divide="ignore"):
-            s = (s_vals * d).sum(axis=1) / var_p
+            s = np.einsum("fij,fij->f", rot, h) / var_p                   # tr(R^T H) / var
     else:
         s = np.ones(p.shape[0])
     ok = (n >= min_points) & np.isfinite(s) & (var_p > 0)
@@ -123,7 +123,8 @@ def procrustes_align(pred: ArrayLike, gt: ArrayLike, valid: ArrayLike | None = N
         where the input was NaN or the frame could not be aligned) and ``(F,)`` bool.
     """
     p = np.asarray(pred, dtype=np.float64)
-    p = p[None] if p.ndim == 2 else p
-    fit = similarity_transforms(p, gt, valid, scale=scale, allow_reflection=allow_reflection,
+    g = np.asarray(gt, dtype=np.float64)
+    p, g = (p[None], g[None]) if p.ndim == 2 else (p, g)
+    fit = similarity_transforms(p, g, valid, scale=scale, allow_reflection=allow_reflection,
                                 min_points=min_joints)
     return fit.apply(p), fit.ok

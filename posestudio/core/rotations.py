@@ -23,23 +23,13 @@ def rodrigues_to_matrix(rvec: FloatArray) -> FloatArray:
     rvec = np.asarray(rvec, dtype=np.float64)
     theta = np.linalg.norm(rvec, axis=-1, keepdims=True)  # (..., 1)
     small = theta < 1e-12
-    safe_theta = np.where(small, 1.0, theta)
-    k = rvec / safe_theta
-    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
-    zeros = np.zeros_like(kx)
-    kmat = np.stack(
-        [zeros, -kz, ky, kz, zeros, -kx, -ky, kx, zeros], axis=-1
-    ).reshape(rvec.shape[:-1] + (3, 3))
+    kmat = skew(rvec / np.where(small, 1.0, theta))
     sin = np.sin(theta)[..., None]
     cos = np.cos(theta)[..., None]
     eye = np.broadcast_to(np.eye(3), kmat.shape)
     rot = eye + sin * kmat + (1.0 - cos) * (kmat @ kmat)
     # First-order expansion for tiny angles keeps the map smooth at zero.
-    skew_small = np.stack(
-        [zeros, -rvec[..., 2], rvec[..., 1], rvec[..., 2], zeros, -rvec[..., 0],
-         -rvec[..., 1], rvec[..., 0], zeros], axis=-1
-    ).reshape(kmat.shape)
-    return np.where(small[..., None], eye + skew_small, rot)
+    return np.where(small[..., None], eye + skew(rvec), rot)
 
 
 def matrix_to_rodrigues(rot: FloatArray) -> FloatArray:
@@ -89,8 +79,27 @@ def invert(rot: FloatArray, t: FloatArray) -> tuple[FloatArray, FloatArray]:
     return rot.T, -rot.T @ t
 
 
+def nearest_rotation(m: FloatArray) -> FloatArray:
+    """The proper rotation ``R`` maximising ``tr(R^T m)`` (orthogonal Procrustes, batched).
+
+    With ``m = sum_j w_j a_j b_j^T`` this is the rotation taking the ``b`` onto the ``a``
+    (Kabsch/Umeyama); with ``m`` a weighted sum of rotations, their chordal L2 mean.
+
+    Args:
+        m: ``(..., 3, 3)`` matrices.
+    Returns:
+        ``(..., 3, 3)`` rotations (``det = +1``: a reflection is replaced by the best proper rotation).
+    """
+    u, _, vt = np.linalg.svd(np.asarray(m, dtype=np.float64))
+    d = np.sign(np.linalg.det(u @ vt))
+    d = np.where(d == 0, 1.0, d)
+    u = u.copy()
+    u[..., :, -1] *= d[..., None]
+    return u @ vt
+
+
 def average_rotations(rots: FloatArray, weights: FloatArray | None = None) -> FloatArray:
-    """Chordal L2 mean of rotations (SVD projection of the weighted sum).
+    """Chordal L2 mean of rotations (the nearest rotation to their weighted sum).
 
     Args:
         rots: ``(N, 3, 3)``.
@@ -99,11 +108,7 @@ def average_rotations(rots: FloatArray, weights: FloatArray | None = None) -> Fl
         ``(3, 3)`` rotation.
     """
     w = np.ones(len(rots)) if weights is None else np.asarray(weights, dtype=np.float64)
-    m = np.einsum("n,nij->ij", w, rots)
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
+    return nearest_rotation(np.einsum("n,nij->ij", w, rots))
 
 
 def skew(v: FloatArray) -> FloatArray:
