@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -45,3 +46,23 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, upwar
     proc = _lint(tmp_path)
     assert proc.returncode != 0, proc.stdout
     assert "BROKEN" in proc.stdout and upward in proc.stdout
+
+
+def _package_modules() -> set[str]:
+    """Every module file of the installed packages, as a repository path (``__init__`` files aside)."""
+    mapping = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {p.relative_to(REPO).as_posix() for folder in set(mapping.values())
+            for p in (REPO / folder).rglob("*.py") if p.name != "__init__.py" and "__pycache__" not in p.parts}
+
+
+def test_the_architecture_page_maps_every_module() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    missing = sorted(m for m in _package_modules() if f"`{m}`" not in page)
+    assert not missing, f"docs/architecture.md does not list: {', '.join(missing)}"
+
+
+def test_the_architecture_page_names_no_missing_file() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w/]+\.py)`", page))
+    stale = sorted(n for n in named if not (REPO / n).is_file())
+    assert not stale, f"docs/architecture.md names files that do not exist: {', '.join(stale)}"
