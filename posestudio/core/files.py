@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import InputError
 
 
 def plain(value: Any, *, drop_none: bool = True) -> Any:
@@ -75,3 +78,22 @@ def write_npz_atomic(path: str | Path, **arrays: Any) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
+
+
+def read_toml(path: str | Path, error: type[InputError] = InputError, what: str = "TOML file") -> dict[str, Any]:
+    """Parse a TOML file, or raise ``error`` naming the file: missing, or not valid TOML.
+
+    Args:
+        path: the file.
+        error: the :class:`InputError` subclass to raise (e.g. a rig or board file error).
+        what: what the file should be, for the message (``"rig file"``).
+    Returns:
+        The document.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not a valid TOML file ({exc})") from None

@@ -137,6 +137,15 @@ def _joint_errors(p: FloatArray, g: FloatArray) -> FloatArray:
     return np.linalg.norm(p - g, axis=-1)
 
 
+def _aligned_errors(pred: ArrayLike, gt: ArrayLike, root: int | None) -> tuple[FloatArray, BoolArray]:
+    """``(F, J)`` joint errors after root alignment (none when ``root`` is None) and the valid mask."""
+    p, g = _pair(pred, gt)
+    valid = valid_mask(p, g, root)
+    if root is not None:
+        p, g = _root_aligned(p, g, root)
+    return _joint_errors(p, g), valid
+
+
 # --------------------------------------------------------------------------------------------
 # position errors
 # --------------------------------------------------------------------------------------------
@@ -158,11 +167,8 @@ def mpjpe(pred: ArrayLike, gt: ArrayLike, root: int | None = 0, *,
     Returns:
         Error in the input unit (scalar, or ``(J,)``); NaN when no joint is valid.
     """
-    p, g = _pair(pred, gt)
-    valid = valid_mask(p, g, root)
-    if root is not None:
-        p, g = _root_aligned(p, g, root)
-    return _reduce(_joint_errors(p, g), valid, per_joint)
+    err, valid = _aligned_errors(pred, gt, root)
+    return _reduce(err, valid, per_joint)
 
 
 def mpjpe_absolute(pred: ArrayLike, gt: ArrayLike, *,
@@ -262,11 +268,7 @@ def pck3d(pred: ArrayLike, gt: ArrayLike, threshold: float = 0.150, root: int | 
     Returns:
         Fraction of correct joints; NaN when no joint is valid.
     """
-    p, g = _pair(pred, gt)
-    valid = valid_mask(p, g, root)
-    if root is not None:
-        p, g = _root_aligned(p, g, root)
-    err = _joint_errors(p, g)
+    err, valid = _aligned_errors(pred, gt, root)
     with np.errstate(invalid="ignore"):
         hit = (err <= threshold).astype(np.float64)
     return _reduce(hit, valid, per_joint)
@@ -290,11 +292,7 @@ def auc_pck3d(pred: ArrayLike, gt: ArrayLike, thresholds: ArrayLike | None = Non
         Mean PCK fraction in ``[0, 1]``; NaN when no joint is valid.
     """
     th = AUC_THRESHOLDS if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
-    p, g = _pair(pred, gt)
-    valid = valid_mask(p, g, root)
-    if root is not None:
-        p, g = _root_aligned(p, g, root)
-    err = _joint_errors(p, g)
+    err, valid = _aligned_errors(pred, gt, root)
     with np.errstate(invalid="ignore"):
         hit = (err[..., None] <= th).mean(axis=-1)                      # (F, J) share of thresholds
     return _reduce(hit, valid, per_joint)

@@ -24,7 +24,6 @@ Readers refuse a missing or newer ``format_version`` with a message naming the f
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import tomli_w
 
 from .camera import Camera
 from .errors import InputError
-from .files import plain, write_text_atomic
+from .files import plain, read_toml, write_text_atomic
 from .rig import CameraRig
 
 
@@ -87,12 +86,7 @@ def _field(table: dict, key: str, where: str, path: Path) -> Any:
 def read_rig(path: str | Path) -> CameraRig:
     """Read ``rig.toml``; raises :class:`RigFileError` naming the file and field on bad input."""
     path = Path(path)
-    if not path.is_file():
-        raise RigFileError(f"{path}: rig file not found")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RigFileError(f"{path}: not a valid TOML file ({exc})") from None
+    doc = read_toml(path, RigFileError, "rig file")
     head = doc.get("rig")
     if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
         raise RigFileError(f"{path}: not a PoseStudio rig file (no [rig] table with format = "
