@@ -69,9 +69,7 @@ def import_rig(path: str | Path, fmt: str | None = None) -> CameraRig:
     path = Path(path)
     fmt = detect_format(path) if fmt is None else fmt.lower()
     if fmt == "posestudio":
-        from posestudio.core.rig_file import read_rig
-
-        return read_rig(path)
+        return CameraRig.load(path)
     readers = {"anipose": anipose.read, "pose2sim": pose2sim.read, "caliscope": caliscope.read,
                "qualisys": qualisys.read}
     if fmt not in readers:

@@ -11,6 +11,7 @@ import numpy as np
 from .arrays import FloatArray
 from .camera import Camera
 from .dlt import triangulate_dlt
+from .rig_file import RigFileError, read_rig_file, write_rig_file
 
 
 @dataclass
@@ -136,14 +137,14 @@ class CameraRig:
 
     # ----------------------------------------------------------------- files
     def save(self, path: str | Path) -> None:
-        """Write PoseStudio's ``rig.toml`` (see :mod:`posestudio.core.rig_file`)."""
-        from .rig_file import write_rig
-
-        write_rig(self, path)
+        """Write PoseStudio's ``rig.toml`` (see :mod:`posestudio.core.rig_file`), atomically."""
+        write_rig_file(path, self.cameras, self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> "CameraRig":
-        """Read PoseStudio's ``rig.toml``."""
-        from .rig_file import read_rig
-
-        return read_rig(path)
+        """Read PoseStudio's ``rig.toml``; a bad file raises :class:`~posestudio.core.rig_file.RigFileError`."""
+        cameras, metadata = read_rig_file(path)
+        try:
+            return cls(cameras, metadata)
+        except ValueError as exc:  # e.g. a camera name twice
+            raise RigFileError(f"{path}: {exc}") from None

@@ -33,7 +33,6 @@ import tomli_w
 from .camera import Camera
 from .errors import InputError
 from .files import plain, read_toml, write_text_atomic
-from .rig import CameraRig
 
 
 class RigFileError(InputError):
@@ -44,10 +43,10 @@ FORMAT_NAME = "posestudio-rig"
 FORMAT_VERSION = 1
 
 
-def rig_to_dict(rig: CameraRig) -> dict:
-    """The TOML document of a rig, as nested dicts."""
+def rig_document(cameras: list[Camera], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The TOML document of a rig's cameras and metadata, as nested dicts."""
     cams = {}
-    for cam in rig.cameras:
+    for cam in cameras:
         cams[cam.name] = {
             "model": cam.model,
             "image_size": list(cam.image_size),
@@ -62,19 +61,19 @@ def rig_to_dict(rig: CameraRig) -> dict:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "units": "metres; pixels; seconds",
-            "world_frame": str(rig.metadata.get("world_frame", "unspecified")),
+            "world_frame": str(metadata.get("world_frame", "unspecified")),
         },
         "cameras": cams,
     }
-    extra = {k: v for k, v in rig.metadata.items() if k != "world_frame"}
+    extra = {k: v for k, v in metadata.items() if k != "world_frame"}
     if extra:
         doc["metadata"] = plain(extra)
     return doc
 
 
-def write_rig(rig: CameraRig, path: str | Path) -> None:
-    """Write ``rig.toml`` atomically (a temporary file renamed into place)."""
-    write_text_atomic(Path(path), tomli_w.dumps(rig_to_dict(rig)))
+def write_rig_file(path: str | Path, cameras: list[Camera], metadata: dict[str, Any]) -> None:
+    """Write ``rig.toml`` atomically (a temporary file renamed into place); :meth:`CameraRig.save` calls it."""
+    write_text_atomic(Path(path), tomli_w.dumps(rig_document(cameras, metadata)))
 
 
 def _field(table: dict, key: str, where: str, path: Path) -> Any:
@@ -83,8 +82,12 @@ def _field(table: dict, key: str, where: str, path: Path) -> Any:
     return table[key]
 
 
-def read_rig(path: str | Path) -> CameraRig:
-    """Read ``rig.toml``; raises :class:`RigFileError` naming the file and field on bad input."""
+def read_rig_file(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
+    """Read ``rig.toml``: its cameras and metadata (:meth:`CameraRig.load` makes the rig).
+
+    Raises:
+        RigFileError: naming the file and field on bad input.
+    """
     path = Path(path)
     doc = read_toml(path, RigFileError, "rig file")
     head = doc.get("rig")
@@ -118,4 +121,4 @@ def read_rig(path: str | Path) -> CameraRig:
         cameras.append(cam)
     meta = dict(doc.get("metadata", {}))
     meta["world_frame"] = head.get("world_frame", "unspecified")
-    return CameraRig(cameras, meta)
+    return cameras, meta

@@ -34,7 +34,6 @@ from numpy.typing import NDArray
 from posestudio.calibration.board import BoardSpec, board_to_dict
 from posestudio.core.arrays import FloatArray
 from posestudio.core.rig import CameraRig
-from posestudio.core.rig_file import write_rig
 from posestudio.core.rotations import matrix_to_rodrigues
 
 from .board_render import CameraRenderer, FrameInfo, make_board_texture
@@ -393,7 +392,7 @@ def write_synthetic_session(out_dir: str | Path, n_cameras: int = 4, n_frames: i
     session.paths = {name: p for name, p in zip(names, outs)}
     board_path = out / "board.toml"
     board_path.write_text(tomli_w.dumps({"board": board_to_dict(session.board)}))
-    write_rig(session.rig, out / "truth_rig.toml")
+    session.rig.save(out / "truth_rig.toml")
     session.paths.update({"board": board_path, "truth_rig": out / "truth_rig.toml", "truth": out / "truth.json"})
     (out / "truth.json").write_text(json.dumps(session.truth_dict(), indent=1))
     session.seconds = time.perf_counter() - start

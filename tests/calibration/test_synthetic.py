@@ -12,7 +12,7 @@ from posestudio.calibration.board import BoardSpec, load_board
 from posestudio.calibration.detect import BoardDetector
 from posestudio.capture.sources import FrameSource
 from posestudio.cli import main
-from posestudio.core.rig_file import read_rig
+from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import rodrigues_to_matrix
 from posestudio.synthetic import (
     board_trajectory,
@@ -160,7 +160,7 @@ def test_written_session_videos_truth_and_offsets(tmp_path: Path):
         src = FrameSource.open(out / f"{name}.mp4")
         assert src.frame_count() == 10
         assert src.image_size() == (320, 240)
-    rig = read_rig(out / "truth_rig.toml")
+    rig = CameraRig.load(out / "truth_rig.toml")
     np.testing.assert_allclose([c.time_offset for c in rig.cameras], offsets)
     np.testing.assert_allclose(rig[1].matrix, s.rig[1].matrix)
     assert load_board(out / "board.toml").n_corners == s.board.n_corners
@@ -197,7 +197,7 @@ def test_cli_synth_rig(tmp_path: Path, capsys):
                "--offsets-ms", "0,4", "--images", "--seed", "3", "--workers", "1"])
     assert rc == 0
     assert "cam1" in capsys.readouterr().out
-    rig = read_rig(tmp_path / "o" / "truth_rig.toml")
+    rig = CameraRig.load(tmp_path / "o" / "truth_rig.toml")
     assert rig[1].time_offset == pytest.approx(0.004)
     assert len(list((tmp_path / "o" / "cam0").glob("*.png"))) == 3
     assert main(["synth", "rig", str(tmp_path / "p"), "--cameras", "2", "--offsets-ms", "1,2,3"]) == 2
