@@ -27,6 +27,7 @@ from benchmarks.scoring import score_rig
 from posestudio.calibration.board import BoardSpec, load_board
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, detect_sources
 from posestudio.commands.demo import studio_board
+from posestudio.core.errors import PoseStudioError
 from posestudio.core.rig import CameraRig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,10 +41,9 @@ def run_posestudio(videos: list[Path], board: BoardSpec, sync: str) -> PeerResul
     t0 = time.perf_counter()
     try:
         res = calibrate_rig(videos, board, CalibrationOptions(sync=sync), progress=None)
-    except ValueError as exc:
+    except PoseStudioError as exc:
         return PeerResult("posestudio", _version(), None, time.perf_counter() - t0, failure=str(exc))
-    timing = {k: v for k, v in res.report["timing_s"].items() if k != "total"}
-    return PeerResult("posestudio", _version(), res.rig, time.perf_counter() - t0, timings=timing,
+    return PeerResult("posestudio", _version(), res.rig, time.perf_counter() - t0, timings=res.report.timing_s.stages(),
                       info={"report": res.report})
 
 
@@ -96,7 +96,7 @@ def print_table(title: str, rows: list[tuple[str, PeerResult, dict]], has_truth:
             print(f"{label:<48}  FAILED after {res.seconds:.1f} s: {res.failure}")
             continue
         b = sc["board"]
-        line = f"{label:<48}{b['mean_abs_mm']:>13.2f}{b['rms_mm']:>13.2f}{b['reprojection_rms_px']:>10.2f}"
+        line = f"{label:<48}{b.mean_abs_mm:>13.2f}{b.rms_mm:>13.2f}{b.reprojection_rms_px:>10.2f}"
         if has_truth:
             m = sc["truth"]["mean"]
             line += (f"{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}{m['center_error_mm']:>10.2f}"
@@ -109,9 +109,10 @@ def print_table(title: str, rows: list[tuple[str, PeerResult, dict]], has_truth:
             print(f"  {label.strip()}: " + "; ".join(res.notes + (["timings: " + ", ".join(extra)] if extra else [])))
     est = next((r for r in rows if r[0].startswith("PoseStudio (")), None)
     if est and est[1].ok:
-        offs = est[1].info["report"]["time_offsets"]
-        print("  PoseStudio time offsets (ms, vs reference " + est[1].info["report"]["reference_camera"] + "): "
-              + ", ".join(f"{k} {v['ms']:+.2f}" + (f"±{v['std_ms']:.2f}" if v["std_ms"] else "") for k, v in offs.items()))
+        report = est[1].info["report"]
+        print(f"  PoseStudio time offsets (ms, vs reference {report.reference_camera}): "
+              + ", ".join(f"{k} {v.ms:+.2f}" + (f"±{v.std_ms:.2f}" if v.std_ms else "") for k, v in
+                          (report.time_offsets or {}).items()))
 
 
 def check_targets(rows: list[tuple[str, PeerResult, dict]], truth: CameraRig) -> None:

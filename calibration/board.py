@@ -20,7 +20,7 @@ z = x cross y (into the board, away from a camera that sees its printed face); m
 
 from __future__ import annotations
 
-import tomllib
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.files import read_toml
 
 from .errors import BoardError
 
@@ -81,8 +82,6 @@ class BoardSpec:
                 raise BoardError(f"{where}: marker_length must be in (0, square_length={self.square_length}) "
                                  f"metres, got {self.marker_length}")
             if self.dictionary not in aruco_dictionary_names():
-                import difflib
-
                 close = difflib.get_close_matches(self.dictionary.upper(), aruco_dictionary_names(), n=4, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise BoardError(f"{where}: unknown ArUco dictionary {self.dictionary!r}{hint} "
@@ -175,12 +174,7 @@ def checkerboard(corners_x: int, corners_y: int, square_length: float, source: s
 def load_board(path: str | Path) -> BoardSpec:
     """Read a board TOML file; raises :class:`BoardError` naming the file and field."""
     path = Path(path)
-    if not path.is_file():
-        raise BoardError(f"{path}: board file not found")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BoardError(f"{path}: not a valid TOML file ({exc})") from None
+    doc = read_toml(path, BoardError, "board file")
     tab = doc.get("board")
     if not isinstance(tab, dict):
         raise BoardError(f"{path}: no [board] table")

@@ -45,6 +45,22 @@ INVERTED_QUIET_SQUARES = 0.1  # black quiet zone around an inverted pattern, in 
 
 
 @dataclass(frozen=True)
+class PrintOptions:
+    """How to print a board (``posestudio board`` reads its defaults here).
+
+    Attributes:
+        dpi: drawing resolution, dots per inch (72 to 1200).
+        paper: ``"auto"`` (the first of :data:`AUTO_PAPERS` that holds the board) or a key of
+            :data:`PAPER_SIZES_MM`.
+        margin_mm: blank border kept around the board and caption, millimetres (0 to 200).
+    """
+
+    dpi: float = 300.0
+    paper: str = "auto"
+    margin_mm: float = 10.0
+
+
+@dataclass(frozen=True)
 class PageLayout:
     """Where things go on the page; all lengths in millimetres, origin top-left, y down.
 
@@ -103,7 +119,8 @@ def _fit(paper_mm: tuple[float, float], need: tuple[float, float]) -> tuple[floa
     return None
 
 
-def layout_page(board: BoardSpec, paper: str = "auto", margin_mm: float = 10.0) -> PageLayout:
+def layout_page(board: BoardSpec, paper: str = PrintOptions.paper, margin_mm: float = PrintOptions.margin_mm
+                ) -> PageLayout:
     """Choose the page and place the pattern (centred) and its caption.
 
     Args:
@@ -303,19 +320,18 @@ def pdf_document(board: BoardSpec, layout: PageLayout, dpi: float) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------- entry
-def write_board_print(board: BoardSpec, out: str | Path, dpi: float = 300, paper: str = "auto",
-                      margin_mm: float = 10.0) -> PageLayout:
+def write_board_print(board: BoardSpec, out: str | Path, options: PrintOptions | None = None) -> PageLayout:
     """Write a printable target to ``out`` (``.png`` or ``.pdf``) and return its layout.
 
     Args:
         board: the board to print.
         out: output path; its suffix chooses the format.
-        dpi: drawing resolution, dots per inch (72 to 1200).
-        paper: ``"a4"``, ``"letter"``, ``"a3"`` or ``"auto"``.
-        margin_mm: blank border kept on the paper, mm.
+        options: resolution, paper and margin (default :class:`PrintOptions`).
     Returns:
         The page layout; its ``warnings`` are for the user.
     """
+    options = options or PrintOptions()
+    dpi = options.dpi
     out = Path(out)
     kind = out.suffix.lower()
     if kind not in (".png", ".pdf"):
@@ -324,7 +340,7 @@ def write_board_print(board: BoardSpec, out: str | Path, dpi: float = 300, paper
         raise BoardError(f"dpi {dpi:g} is out of range; expected 72 to 1200 dots per inch")
     if not out.parent.is_dir():
         raise BoardError(f"{out}: folder {out.parent} does not exist")
-    layout = layout_page(board, paper, margin_mm)
+    layout = layout_page(board, options.paper, options.margin_mm)
     if kind == ".png":
         pixels = int(round(layout.page_mm[0] * dpi / MM_PER_INCH)) * int(round(layout.page_mm[1] * dpi / MM_PER_INCH))
         if pixels > 400e6:

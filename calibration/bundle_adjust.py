@@ -7,9 +7,11 @@ at the camera's exposure time (frame + offset) from a finite-difference board ve
 how a sub-frame lag between unsynchronised cameras is absorbed into the time offset rather than
 into a wrong camera pose.
 
-Solver: Levenberg-Marquardt with a Huber loss (iteratively reweighted), analytic per-corner
-Jacobian blocks (:mod:`.projection_jacobian`) assembled into a sparse matrix, and sparse normal equations solved
-with SuperLU. The gauge (world frame) is fixed by holding the reference camera's pose.
+Solver: Levenberg-Marquardt with a Huber loss (iteratively reweighted, :mod:`posestudio.core.robust`),
+analytic per-corner Jacobian blocks (:mod:`.projection_jacobian`) assembled into a sparse matrix,
+and sparse normal equations solved with SuperLU. The gauge (world frame) is fixed by holding the
+reference camera's pose. The time model (velocity stencils, offset uncertainties) is
+:mod:`.time_offsets`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray, IntArray
+from posestudio.core.robust import huber_cost, huber_weights
 
+from .board import BoardSpec
+from .detect import CameraDetections
 from .projection_jacobian import N_INTRINSICS, corner_residuals
+from .time_offsets import offset_standard_deviations, velocity_stencils
 
 
 @dataclass
@@ -54,7 +60,37 @@ class Observations:
         return len(self.camera)
 
     def subset(self, keep: NDArray[np.bool_]) -> "Observations":
+        """The rows where ``keep`` ``(N,)`` is true."""
         return Observations(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
+
+    @classmethod
+    def from_detections(cls, dets: list[CameraDetections], board: BoardSpec, frames: list[int]) -> "Observations":
+        """One row per corner detected in a frame of ``frames`` (the frames with a board pose).
+
+        Args:
+            dets: per camera, in rig order; board: the board (corner positions);
+            frames: sorted frame indices; pose ``i`` is the board in ``frames[i]``.
+        """
+        pose_index = {f: i for i, f in enumerate(frames)}
+        stencils = velocity_stencils(frames)
+        corners = board.corner_points()
+        cols: dict[str, list] = {k: [] for k in ("camera", "pose", "corner_id", "pixel", "frame")}
+        for c, d in enumerate(dets):
+            for o in d.observations:
+                if o.frame not in pose_index:
+                    continue
+                n = len(o.ids)
+                cols["camera"].append(np.full(n, c))
+                cols["pose"].append(np.full(n, pose_index[o.frame]))
+                cols["frame"].append(np.full(n, o.frame))
+                cols["corner_id"].append(o.ids)
+                cols["pixel"].append(o.pixels)
+        cam = np.concatenate(cols["camera"]).astype(np.int64)
+        pose = np.concatenate(cols["pose"]).astype(np.int64)
+        cid = np.concatenate(cols["corner_id"]).astype(np.int64)
+        return cls(cam, pose, stencils.prev[pose], stencils.next[pose], stencils.weights[pose], corners[cid],
+                   np.concatenate(cols["pixel"]).astype(np.float64),
+                   np.concatenate(cols["frame"]).astype(np.int64), cid)
 
 
 @dataclass
@@ -116,6 +152,27 @@ class AdjustmentOptions:
 
 
 @dataclass
+class Outlier:
+    """A corner dropped by an outlier round.
+
+    Attributes:
+        camera: camera index; frame: source frame; corner: corner id;
+        error_px: its reprojection error, pixels; threshold_px: the round's threshold, pixels.
+    """
+
+    camera: int
+    frame: int
+    corner: int
+    error_px: float
+    threshold_px: float
+
+    @property
+    def reason(self) -> str:
+        """Why it was dropped, for the report."""
+        return f"reprojection error above {self.threshold_px:.2f} px (4.5 sigma)"
+
+
+@dataclass
 class AdjustmentResult:
     """Solved parameters and what the solve says about them.
 
@@ -123,7 +180,7 @@ class AdjustmentResult:
         params: the solution.
         observations: the corners kept.
         residuals: ``(N, 2)`` final residuals of the kept corners, pixels.
-        rejected: the corners dropped as outliers and their error (pixels).
+        rejected: the corners dropped as outliers.
         offset_std: ``(C,)`` standard deviation of each time offset, frames (NaN when fixed).
         iterations: LM iterations in all rounds; converged: whether the last round converged.
         huber_px: the Huber threshold of the last round, pixels.
@@ -132,7 +189,7 @@ class AdjustmentResult:
     params: RigParameters
     observations: Observations
     residuals: FloatArray
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[Outlier] = field(default_factory=list)
     offset_std: FloatArray = field(default_factory=lambda: np.zeros(0))
     iterations: int = 0
     converged: bool = False
@@ -229,14 +286,6 @@ class _Evaluator:
         return sp.csr_matrix((vals[self._take], self._indices, self._indptr), shape=self._shape)
 
 
-def _huber_weights(err: FloatArray, delta: float) -> FloatArray:
-    return np.where(err <= delta, 1.0, delta / np.maximum(err, 1e-12))
-
-
-def _huber_cost(err: FloatArray, delta: float) -> float:
-    return float(np.sum(np.where(err <= delta, 0.5 * err**2, delta * (err - 0.5 * delta))))
-
-
 def _ordered_free(free: NDArray[np.bool_], ev: "_Evaluator") -> IntArray:
     """Free parameter columns with the board poses first and camera-level unknowns last.
 
@@ -248,10 +297,14 @@ def _ordered_free(free: NDArray[np.bool_], ev: "_Evaluator") -> IntArray:
     return np.concatenate([idx[is_pose], idx[~is_pose]])
 
 
+def _factorise_spd(a: sp.spmatrix) -> spla.SuperLU:
+    """LU of a symmetric positive definite sparse matrix ordered as by :func:`_ordered_free`."""
+    return spla.splu(a.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+
+
 def _solve_spd(a: sp.spmatrix, b: FloatArray) -> FloatArray:
-    """Solve a symmetric positive definite sparse system ordered as by :func:`_ordered_free`."""
-    lu = spla.splu(a.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    return lu.solve(b)
+    """Solve a system as factorised by :func:`_factorise_spd`."""
+    return _factorise_spd(a).solve(b)
 
 
 def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParameters:
@@ -262,7 +315,7 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     6 x 6 system per pose.
     """
     r, jac = ev._evaluate(p, True, pose_only=True)
-    w = _huber_weights(np.linalg.norm(r, axis=1), huber)
+    w = huber_weights(np.linalg.norm(r, axis=1), huber)
     j = jac.pose  # (N, 2, 6), the corner's own frame
     h_obs = np.einsum("nki,nkj,n->nij", j, j, w)
     g_obs = np.einsum("nki,nk,n->ni", j, r, w)
@@ -290,7 +343,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
         r = ev.residuals(params)
         e = np.linalg.norm(r, axis=1)
         prior = 0.5 * prior_w * float(np.sum(params.offsets ** 2))
-        return _huber_cost(e, opts.huber_px) + prior, r
+        return huber_cost(e, opts.huber_px) + prior, r
 
     cost, r = cost_of(p)
     lam = 1e-3
@@ -299,7 +352,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
     h = None
     for it in range(1, opts.max_iterations + 1):
         e = np.linalg.norm(r, axis=1)
-        w = np.repeat(_huber_weights(e, opts.huber_px), 2)
+        w = np.repeat(huber_weights(e, opts.huber_px), 2)
         jac = ev.jacobian(p)
         jw = jac.multiply(w[:, None]).tocsr()
         h = (jac.T @ jw).tocsc()
@@ -337,13 +390,13 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool
             break
     e = np.linalg.norm(r, axis=1)
     dof = max(2 * len(e) - len(free_idx), 1)
-    sigma2 = float(np.sum(_huber_weights(e, opts.huber_px) * e**2) / dof)
+    sigma2 = float(np.sum(huber_weights(e, opts.huber_px) * e**2) / dof)
     return p, it, converged, h, sigma2
 
 
 def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) -> AdjustmentResult:
     """Solve the bundle adjustment, with outlier rounds; see the module docstring."""
-    rejected: list[dict] = []
+    rejected: list[Outlier] = []
     iterations = 0
     converged = False
     huber = opts.huber_px
@@ -362,10 +415,8 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
         thresh = max(opts.outlier_px, 4.5 * sigma)
         huber = float(np.clip(2.5 * sigma, 0.3, opts.huber_px))
         bad = err > thresh
-        for i in np.flatnonzero(bad):
-            rejected.append({"camera": int(obs.camera[i]), "frame": int(obs.frame[i]),
-                             "corner": int(obs.corner_id[i]), "error_px": round(float(err[i]), 2),
-                             "reason": f"reprojection error above {thresh:.2f} px (4.5 sigma)"})
+        rejected.extend(Outlier(int(obs.camera[i]), int(obs.frame[i]), int(obs.corner_id[i]),
+                                round(float(err[i]), 2), thresh) for i in np.flatnonzero(bad))
         if bad.any():
             obs = obs.subset(~bad)
     free = _free_mask(params, opts)
@@ -373,13 +424,7 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
     r = ev.residuals(params)
     offset_std = np.full(len(params.offsets), np.nan)
     if opts.estimate_offsets and h is not None:
-        free_idx = ev.free_order
-        lu = spla.splu(h.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        for cam in range(len(params.offsets)):
-            col = ev.off_delta + cam
-            if free[col]:
-                k = int(np.flatnonzero(free_idx == col)[0])
-                e = np.zeros(len(free_idx))
-                e[k] = 1.0
-                offset_std[cam] = float(np.sqrt(max(lu.solve(e)[k], 0.0) * sigma2))
+        position = {int(col): k for k, col in enumerate(ev.free_order)}
+        columns = [position.get(ev.off_delta + cam) for cam in range(len(params.offsets))]
+        offset_std = offset_standard_deviations(_factorise_spd(h).solve, columns, len(ev.free_order), sigma2)
     return AdjustmentResult(params, obs, r, rejected, offset_std, iterations, converged, huber)

@@ -1,7 +1,8 @@
 """Rig calibration workflow: detections -> intrinsics -> initial extrinsics -> bundle adjustment.
 
 ``calibrate_rig`` runs the whole thing from recordings; ``calibrate_from_detections`` starts from
-board detections (what tests and benchmarks with their own detections use).
+board detections (what tests and benchmarks with their own detections use). Both return the rig
+and its :class:`~.report.CalibrationReport`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,40 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.capture.sources import FrameSource, SourceError
 from posestudio.core.arrays import FloatArray
-from posestudio.core.camera import Camera
+from posestudio.core.camera import CAMERA_MODELS, Camera
 from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import matrix_to_rodrigues, rodrigues_to_matrix
 
 from .board import BoardSpec
+from .board_diagnose import diagnose_board_mismatch
 from .detect import CameraDetections, detect_in_frames
 from .errors import CalibrationFailure, CalibrationInputError
-from .extrinsics_init import initialise_extrinsics
+from .extrinsics_init import ExtrinsicInit, initialise_extrinsics
 from .intrinsics import IntrinsicsResult, board_poses, calibrate_intrinsics
 from .quality import board_size_error
+from .report import (
+    AdjustmentSummary,
+    BoardSummary,
+    CalibrationReport,
+    CameraEntry,
+    CameraGraph,
+    RejectedCorner,
+    RejectedFrames,
+    RejectedPose,
+    SolveSettings,
+    StageTimes,
+    TimeOffset,
+)
+from .time_offsets import offset_warnings
 from .world_frame import (
+    ScenePointsFit,
     WorldFrame,
     default_world_frame,
     read_scene_points,
@@ -36,10 +54,13 @@ from .world_frame import (
     world_frame_from_scene_points,
 )
 
+if TYPE_CHECKING:
+    from .bundle_adjust import AdjustmentResult
+
 Progress = Callable[[str], None]
 
-#: Board poses further apart than this (frames) are not used as velocity neighbours.
-MAX_STENCIL_GAP = 2
+#: ``CalibrationOptions.sync``: solve each camera's time offset, or trust the frame pairing.
+SYNC_MODES = ("estimate", "index")
 
 
 def _stderr_progress(msg: str) -> None:
@@ -64,6 +85,8 @@ class CalibrationOptions:
         fps: frame rate for converting offsets to seconds (None: from the videos, else 30).
         seed: seed for every sampled choice.
         workers: parallel detection threads (0: one per core).
+
+    ``posestudio calibrate`` reads its defaults from here.
     """
 
     model: str = "pinhole"
@@ -77,13 +100,24 @@ class CalibrationOptions:
     seed: int = 0
     workers: int = 0
 
+    def check(self) -> None:
+        """Raise :class:`CalibrationInputError` naming an option whose value cannot be used."""
+        if self.model not in CAMERA_MODELS:
+            raise CalibrationInputError(f"lens model must be one of {', '.join(CAMERA_MODELS)}, got {self.model!r}")
+        if self.sync not in SYNC_MODES:
+            raise CalibrationInputError(f"sync must be 'estimate' or 'index', got {self.sync!r}")
+        if self.origin_frame is not None and self.scene_points is not None:
+            raise CalibrationInputError("give either --origin-frame or --scene-points, not both")
+        if self.fps is not None and not self.fps > 0:
+            raise CalibrationInputError(f"--fps must be a positive frame rate, got {self.fps}")
+
 
 @dataclass
 class CalibrationResult:
-    """A calibrated rig and everything the report says about it."""
+    """A calibrated rig, its report and the detections it was solved from."""
 
     rig: CameraRig
-    report: dict
+    report: CalibrationReport
     detections: list[CameraDetections] = field(default_factory=list)
 
 
@@ -97,8 +131,6 @@ def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
     Raises:
         CalibrationInputError: unreadable inputs, duplicate camera names, unequal frame counts.
     """
-    from posestudio.capture.sources import FrameSource, SourceError
-
     try:
         sources = [FrameSource.open(p) for p in paths]
     except SourceError as exc:
@@ -141,12 +173,6 @@ def _diagnosis(path: Path | None, board: BoardSpec) -> str:
     """What the frames of a recording suggest about the printed board ('' when unavailable)."""
     if path is None:
         return ""
-    try:
-        from posestudio.capture.sources import FrameSource
-
-        from .board_diagnose import diagnose_board_mismatch
-    except ImportError:
-        return ""
     imgs = [img for k, (_, img) in enumerate(FrameSource.open(path).frames()) if k % 5 == 0][:10]
     return diagnose_board_mismatch(imgs, board)
 
@@ -178,48 +204,9 @@ def _check_detections(dets: list[CameraDetections], board: BoardSpec, paths: lis
     return warnings
 
 
-# --------------------------------------------------------------------------- adjustment set-up
-def _build_observations(dets: list[CameraDetections], board: BoardSpec, frames: list[int]):
-    """Flatten detections in frames that have a board pose into bundle-adjustment rows."""
-    from .bundle_adjust import Observations
-
-    pose_index = {f: i for i, f in enumerate(frames)}
-    prev = np.zeros(len(frames), np.int64)
-    nxt = np.zeros(len(frames), np.int64)
-    stencil = np.zeros((len(frames), 3))
-    fset = set(frames)
-    for i, f in enumerate(frames):
-        m = next((f - k for k in range(1, MAX_STENCIL_GAP + 1) if f - k in fset), None)
-        p = next((f + k for k in range(1, MAX_STENCIL_GAP + 1) if f + k in fset), None)
-        prev[i] = pose_index[m] if m is not None else i
-        nxt[i] = pose_index[p] if p is not None else i
-        if m is not None and p is not None:
-            stencil[i] = [-1.0 / (p - m), 0.0, 1.0 / (p - m)]
-        elif p is not None:
-            stencil[i] = [0.0, -1.0 / (p - f), 1.0 / (p - f)]
-        elif m is not None:
-            stencil[i] = [-1.0 / (f - m), 1.0 / (f - m), 0.0]
-    corners = board.corner_points()
-    cols: dict[str, list] = {k: [] for k in ("camera", "pose", "corner_id", "pixel", "frame")}
-    for c, d in enumerate(dets):
-        for o in d.observations:
-            if o.frame not in pose_index:
-                continue
-            n = len(o.ids)
-            cols["camera"].append(np.full(n, c))
-            cols["pose"].append(np.full(n, pose_index[o.frame]))
-            cols["frame"].append(np.full(n, o.frame))
-            cols["corner_id"].append(o.ids)
-            cols["pixel"].append(o.pixels)
-    cam = np.concatenate(cols["camera"]).astype(np.int64)
-    pose = np.concatenate(cols["pose"]).astype(np.int64)
-    cid = np.concatenate(cols["corner_id"]).astype(np.int64)
-    return Observations(cam, pose, prev[pose], nxt[pose], stencil[pose], corners[cid],
-                        np.concatenate(cols["pixel"]).astype(np.float64),
-                        np.concatenate(cols["frame"]).astype(np.int64), cid)
-
-
+# --------------------------------------------------------------------------- solver steps
 def _intrinsic_vector(cam: Camera) -> FloatArray:
+    """``(9,)`` fx, fy, cx, cy, distortion (zero-padded) of a camera, as the adjustment holds them."""
     v = np.zeros(9)
     v[:4] = [cam.matrix[0, 0], cam.matrix[1, 1], cam.matrix[0, 2], cam.matrix[1, 2]]
     v[4:4 + min(5, cam.dist.size)] = cam.dist[:5]
@@ -227,96 +214,46 @@ def _intrinsic_vector(cam: Camera) -> FloatArray:
 
 
 def _camera_from_vectors(template: Camera, intr: FloatArray, ext: FloatArray, offset_s: float) -> Camera:
+    """The camera of adjusted intrinsics ``(9,)``, extrinsics ``(6,)`` and time offset (seconds)."""
     k = np.array([[intr[0], 0.0, intr[2]], [0.0, intr[1], intr[3]], [0.0, 0.0, 1.0]])
     n = 4 if template.model == "fisheye" else 5
     return Camera(template.name, template.image_size, k, intr[4:4 + n], rodrigues_to_matrix(ext[:3]),
                   ext[3:].copy(), template.model, offset_s)
 
 
-# --------------------------------------------------------------------------- main entry points
-def calibrate_rig(paths: list[str | Path], board: BoardSpec, options: CalibrationOptions | None = None,
-                  progress: Progress | None = _stderr_progress) -> CalibrationResult:
-    """Calibrate a rig from one recording (video or image folder) per camera."""
-    options = options or CalibrationOptions()
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise CalibrationInputError("no inputs: give one video file or image folder per camera")
-    t0 = time.perf_counter()
-    dets, fps = detect_sources(paths, board, options.workers, progress)
-    t_detect = time.perf_counter() - t0
-    result = calibrate_from_detections(dets, board, options, fps=options.fps or fps, progress=progress,
-                                       paths=paths)
-    result.report["timing_s"]["detection"] = round(t_detect, 3)
-    result.report["timing_s"]["total"] = round(time.perf_counter() - t0, 3)
-    result.report["inputs"] = [str(p) for p in paths]
-    return result
-
-
-def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
-                              options: CalibrationOptions | None = None, fps: float | None = None,
-                              progress: Progress | None = _stderr_progress,
-                              paths: list[Path] | None = None) -> CalibrationResult:
-    """Calibrate from board detections (one :class:`CameraDetections` per camera)."""
-    options = options or CalibrationOptions()
-    if options.sync not in ("estimate", "index"):
-        raise CalibrationInputError(f"sync must be 'estimate' or 'index', got {options.sync!r}")
-    fps = float(fps or 30.0)
-    say = progress or (lambda _m: None)
-    timing: dict[str, float] = {}
-    warnings = _check_detections(dets, board, paths)
-    names = [d.name for d in dets]
-
-    # 1. intrinsics ----------------------------------------------------------------------------
-    t = time.perf_counter()
+def _solve_intrinsics(dets: list[CameraDetections], board: BoardSpec, options: CalibrationOptions,
+                      say: Progress) -> list[IntrinsicsResult]:
+    """Each camera's intrinsics (or the fixed rig's) and its board pose in every view."""
     intr: list[IntrinsicsResult] = []
     for d in dets:
-        if options.fixed_intrinsics is not None:
-            try:
-                fixed = options.fixed_intrinsics[d.name].copy()
-            except KeyError:
-                raise CalibrationInputError(
-                    f"--fix-intrinsics: the rig has no camera named {d.name!r} "
-                    f"(it has {', '.join(options.fixed_intrinsics.names)})") from None
-            if tuple(fixed.image_size) != tuple(d.image_size):
-                raise CalibrationInputError(
-                    f"--fix-intrinsics: camera {d.name} is {d.image_size[0]}x{d.image_size[1]} in the recording "
-                    f"but {fixed.image_size[0]}x{fixed.image_size[1]} in the fixed rig")
-            fixed = fixed.with_pose(np.eye(3), np.zeros(3))
-            poses, rej = board_poses(fixed, d.observations, board)
-            intr.append(IntrinsicsResult(fixed, float("nan"), [], poses, rej))
-        else:
+        if options.fixed_intrinsics is None:
             say(f"intrinsics: {d.name} from {len(d.observations)} views")
             intr.append(calibrate_intrinsics(d.name, d.observations, board, d.image_size, options.model,
                                              options.seed))
-    timing["intrinsics"] = round(time.perf_counter() - t, 3)
-    report: dict = {"format": "posestudio-calibration-report", "format_version": 1,
-                    "board": {"type": board.type, "squares": [board.squares_x, board.squares_y],
-                              "square_length_m": board.square_length, "dictionary": board.dictionary,
-                              "inverted": board.inverted, "legacy": board.legacy},
-                    "options": {"model": options.model, "sync": options.sync, "origin_frame": options.origin_frame,
-                                "seed": options.seed, "fps": fps},
-                    "timing_s": timing, "warnings": warnings}
-    if options.intrinsics_only:
-        cams = [r.camera for r in intr]
-        rig = CameraRig(cams, {"world_frame": "none (intrinsics only)", "tool": "posestudio calibrate"})
-        report["cameras"] = {r.camera.name: dict(_camera_entry(r, dets[i]), focal_px=list(r.camera.focal),
-                                                  principal_point_px=list(r.camera.principal_point),
-                                                  distortion=r.camera.dist.tolist())
-                              for i, r in enumerate(intr)}
-        return CalibrationResult(rig, report, dets)
+            continue
+        if d.name not in options.fixed_intrinsics.names:
+            raise CalibrationInputError(
+                f"--fix-intrinsics: the rig has no camera named {d.name!r} "
+                f"(it has {', '.join(options.fixed_intrinsics.names)})")
+        fixed = options.fixed_intrinsics[d.name].copy()
+        if tuple(fixed.image_size) != tuple(d.image_size):
+            raise CalibrationInputError(
+                f"--fix-intrinsics: camera {d.name} is {d.image_size[0]}x{d.image_size[1]} in the recording "
+                f"but {fixed.image_size[0]}x{fixed.image_size[1]} in the fixed rig")
+        fixed = fixed.with_pose(np.eye(3), np.zeros(3))
+        poses, rej = board_poses(fixed, d.observations, board)
+        intr.append(IntrinsicsResult(fixed, float("nan"), [], poses, rej))
+    return intr
 
-    # 2. initial extrinsics ----------------------------------------------------------------------
-    t = time.perf_counter()
-    init = initialise_extrinsics(names, [r.board_poses for r in intr])
-    timing["initialisation"] = round(time.perf_counter() - t, 3)
-    frames = sorted(init.boards)
-    say(f"extrinsics: camera graph rooted at {names[init.root]}, {len(frames)} board poses")
 
-    # 3. bundle adjustment -------------------------------------------------------------------------
-    from .bundle_adjust import AdjustmentOptions, RigParameters, adjust
+def _adjust(dets: list[CameraDetections], board: BoardSpec, intr: list[IntrinsicsResult], init: ExtrinsicInit,
+            frames: list[int], options: CalibrationOptions, say: Progress) -> AdjustmentResult:
+    """The staged bundle adjustment from the initial extrinsics."""
+    # Imported here for start-up time: scipy.sparse takes about 0.2 s, and every posestudio command
+    # imports this module (CalibrationOptions holds the calibrate command's defaults).
+    from .bundle_adjust import AdjustmentOptions, Observations, RigParameters, adjust
 
-    t = time.perf_counter()
-    obs = _build_observations(dets, board, frames)
+    obs = Observations.from_detections(dets, board, frames)
     params = RigParameters(
         intrinsics=np.stack([_intrinsic_vector(r.camera) for r in intr]),
         extrinsics=np.stack([np.concatenate([matrix_to_rodrigues(r), tv]) for r, tv in init.cameras]),
@@ -351,16 +288,15 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
         res = adjust(obs, params, stage)
         iterations += res.iterations
     res.iterations = iterations
-    timing["bundle_adjustment"] = round(time.perf_counter() - t, 3)
+    return res
 
-    # 4. cameras and world frame -------------------------------------------------------------------
-    p = res.params
-    cams = [_camera_from_vectors(intr[i].camera, p.intrinsics[i], p.extrinsics[i], p.offsets[i] / fps)
-            for i in range(len(dets))]
-    board_to_world = {f: (rodrigues_to_matrix(p.poses[i, :3]), p.poses[i, 3:]) for i, f in enumerate(frames)}
+
+def _place_world(cams: list[Camera], board_to_world: dict[int, tuple[FloatArray, FloatArray]],
+                 options: CalibrationOptions, names: list[str]) -> tuple[list[Camera], WorldFrame, ScenePointsFit | None]:
+    """The cameras in the world frame the options ask for (see :class:`CalibrationOptions`)."""
     if options.origin_frame is not None:
         if options.origin_frame not in board_to_world:
-            seen = [f for f in frames if abs(f - options.origin_frame) <= 10]
+            seen = [f for f in board_to_world if abs(f - options.origin_frame) <= 10]
             raise CalibrationInputError(
                 f"--origin-frame {options.origin_frame}: the board has no solved pose in that frame "
                 f"(nearby frames with a pose: {seen or 'none'})")
@@ -368,70 +304,136 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     else:
         world = default_world_frame(cams, [tb for _, tb in board_to_world.values()])
     cams = [world.apply(c) for c in cams]
+    fit = None
     if options.scene_points is not None:
-        if options.origin_frame is not None:
-            raise CalibrationInputError("give either --origin-frame or --scene-points, not both")
         names_sp, world_sp, pixels_sp = read_scene_points(options.scene_points, names)
-        world, report["scene_points"] = world_frame_from_scene_points(CameraRig(cams), names_sp, world_sp,
-                                                                      pixels_sp, str(options.scene_points))
+        world, fit = world_frame_from_scene_points(CameraRig(cams), names_sp, world_sp, pixels_sp,
+                                                   str(options.scene_points))
         cams = [world.apply(c) for c in cams]
+    return cams, world, fit
+
+
+# --------------------------------------------------------------------------- main entry points
+def calibrate_rig(paths: list[str | Path], board: BoardSpec, options: CalibrationOptions | None = None,
+                  progress: Progress | None = _stderr_progress) -> CalibrationResult:
+    """Calibrate a rig from one recording (video or image folder) per camera."""
+    options = options or CalibrationOptions()
+    options.check()
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise CalibrationInputError("no inputs: give one video file or image folder per camera")
+    t0 = time.perf_counter()
+    dets, fps = detect_sources(paths, board, options.workers, progress)
+    t_detect = time.perf_counter() - t0
+    result = calibrate_from_detections(dets, board, options, fps=options.fps or fps, progress=progress,
+                                       paths=paths)
+    result.report.timing_s.detection = round(t_detect, 3)
+    result.report.timing_s.total = round(time.perf_counter() - t0, 3)
+    result.report.inputs = [str(p) for p in paths]
+    return result
+
+
+def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
+                              options: CalibrationOptions | None = None, fps: float | None = None,
+                              progress: Progress | None = _stderr_progress,
+                              paths: list[Path] | None = None) -> CalibrationResult:
+    """Calibrate from board detections (one :class:`CameraDetections` per camera).
+
+    Args:
+        fps: frames per second of the recordings (None: 30), for offsets in seconds.
+        paths: the recordings, for a diagnosis when a camera never saw the board.
+    """
+    options = options or CalibrationOptions()
+    options.check()
+    fps = float(fps or 30.0)
+    say = progress or (lambda _m: None)
+    timing = StageTimes()
+    warnings = _check_detections(dets, board, paths)
+    names = [d.name for d in dets]
+
+    # 1. intrinsics ----------------------------------------------------------------------------
+    t = time.perf_counter()
+    intr = _solve_intrinsics(dets, board, options, say)
+    timing.intrinsics = round(time.perf_counter() - t, 3)
+    report = CalibrationReport(board=BoardSummary.of(board),
+                               options=SolveSettings(options.model, options.sync, options.origin_frame,
+                                                     options.seed, fps),
+                               timing_s=timing, warnings=warnings)
+    if options.intrinsics_only:
+        cams = [r.camera for r in intr]
+        rig = CameraRig(cams, {"world_frame": "none (intrinsics only)", "tool": "posestudio calibrate"})
+        for r, d in zip(intr, dets):
+            entry = _camera_entry(r, d)
+            entry.focal_px, entry.principal_point_px = list(r.camera.focal), list(r.camera.principal_point)
+            entry.distortion = r.camera.dist.tolist()
+            report.cameras[r.camera.name] = entry
+        return CalibrationResult(rig, report, dets)
+
+    # 2. initial extrinsics ----------------------------------------------------------------------
+    t = time.perf_counter()
+    init = initialise_extrinsics(names, [r.board_poses for r in intr])
+    timing.initialisation = round(time.perf_counter() - t, 3)
+    frames = sorted(init.boards)
+    say(f"extrinsics: camera graph rooted at {names[init.root]}, {len(frames)} board poses")
+
+    # 3. bundle adjustment -------------------------------------------------------------------------
+    t = time.perf_counter()
+    res = _adjust(dets, board, intr, init, frames, options, say)
+    timing.bundle_adjustment = round(time.perf_counter() - t, 3)
+
+    # 4. cameras and world frame -------------------------------------------------------------------
+    p = res.params
+    cams = [_camera_from_vectors(intr[i].camera, p.intrinsics[i], p.extrinsics[i], p.offsets[i] / fps)
+            for i in range(len(dets))]
+    board_to_world = {f: (rodrigues_to_matrix(p.poses[i, :3]), p.poses[i, 3:]) for i, f in enumerate(frames)}
+    cams, world, report.scene_points = _place_world(cams, board_to_world, options, names)
     rig = CameraRig(cams, {"world_frame": world.description, "tool": "posestudio calibrate", "fps": fps,
                            "reference_camera": names[init.root]})
 
     # 5. report --------------------------------------------------------------------------------------
     residual = np.linalg.norm(res.residuals, axis=1)
-    per_cam_rms = {n: float(np.sqrt(np.mean(residual[res.observations.camera == c] ** 2)))
-                   for c, n in enumerate(names)}
-    offsets = {}
-    for c, n in enumerate(names):
-        std = res.offset_std[c] if res.offset_std.size else np.nan
-        offsets[n] = {"frames": round(float(p.offsets[c]), 4), "ms": round(float(p.offsets[c] / fps * 1000), 3),
-                      "std_ms": None if not np.isfinite(std) else round(float(std / fps * 1000), 3)}
-        if options.sync == "estimate" and c != init.root:
-            if abs(p.offsets[c]) > 0.5:
-                warnings.append(f"camera {n}: estimated time offset {p.offsets[c]:.2f} frames "
-                                f"({p.offsets[c] / fps * 1000:.1f} ms) is large: check that its frames are paired "
-                                "correctly (a dropped frame at the start shows as an offset near 1 frame)")
-            if np.isfinite(std) and std > 0.1:
-                warnings.append(f"camera {n}: time offset uncertain (+/- {std / fps * 1000:.1f} ms): the board moved "
-                                "too little while this camera saw it")
-    report["reference_camera"] = names[init.root]
-    report["world_frame"] = world.description
-    report["reprojection_rms_px"] = float(np.sqrt(np.mean(residual**2)))
-    report["time_offsets"] = offsets
-    report["camera_graph"] = {"pair_shared_views": {f"{names[i]}-{names[j]}": int(init.pair_counts[i, j])
-                                                    for i in range(len(names)) for j in range(i + 1, len(names))},
-                              "tree": [[names[a], names[b]] for a, b in init.tree_edges]}
-    report["cameras"] = {}
+    std = res.offset_std if res.offset_std.size else np.full(len(names), np.nan)
+    offsets = {n: TimeOffset(round(float(p.offsets[c]), 4), round(float(p.offsets[c] / fps * 1000), 3),
+                             None if not np.isfinite(std[c]) else round(float(std[c] / fps * 1000), 3))
+               for c, n in enumerate(names)}
+    if options.sync == "estimate":
+        warnings.extend(offset_warnings(names, p.offsets, std, fps, init.root))
+    report.reference_camera = names[init.root]
+    report.world_frame = world.description
+    report.reprojection_rms_px = float(np.sqrt(np.mean(residual**2)))
+    report.time_offsets = offsets
+    report.camera_graph = CameraGraph({f"{names[i]}-{names[j]}": int(init.pair_counts[i, j])
+                                       for i in range(len(names)) for j in range(i + 1, len(names))},
+                                      [[names[a], names[b]] for a, b in init.tree_edges])
     for c, r in enumerate(intr):
         entry = _camera_entry(r, dets[c])
-        entry.update({"reprojection_rms_px": per_cam_rms[names[c]],
-                      "corners_used": int((res.observations.camera == c).sum()),
-                      "focal_px": list(cams[c].focal), "principal_point_px": list(cams[c].principal_point),
-                      "centre_m": cams[c].center.tolist(), "time_offset_ms": offsets[names[c]]["ms"]})
-        report["cameras"][names[c]] = entry
-    report["rejected_corners"] = [dict(r, camera=names[r["camera"]]) for r in res.rejected]
-    report["adjustment"] = {"iterations": res.iterations, "converged": bool(res.converged),
-                            "corners": int(len(res.observations)), "board_poses": len(frames)}
+        mine = res.observations.camera == c
+        entry.reprojection_rms_px = float(np.sqrt(np.mean(residual[mine] ** 2)))
+        entry.corners_used = int(mine.sum())
+        entry.focal_px, entry.principal_point_px = list(cams[c].focal), list(cams[c].principal_point)
+        entry.centre_m = cams[c].center.tolist()
+        entry.time_offset_ms = offsets[names[c]].ms
+        report.cameras[names[c]] = entry
+    report.rejected_corners = [RejectedCorner(names[o.camera], o.frame, o.corner, o.error_px, o.reason)
+                               for o in res.rejected]
+    report.adjustment = AdjustmentSummary(res.iterations, bool(res.converged), int(len(res.observations)),
+                                          len(frames))
     t = time.perf_counter()
-    report["board_size_error"] = board_size_error(rig, dets, board)
+    report.board_size_error = board_size_error(rig, dets, board)
     if options.sync == "estimate":
-        report["board_size_error_time_aligned"] = board_size_error(rig, dets, board, time_aligned=True)
-    timing["quality"] = round(time.perf_counter() - t, 3)
+        report.board_size_error_time_aligned = board_size_error(rig, dets, board, time_aligned=True)
+    timing.quality = round(time.perf_counter() - t, 3)
     warnings.extend(_coverage_warnings(dets, intr))
     return CalibrationResult(rig, report, dets)
 
 
-def _camera_entry(r: IntrinsicsResult, d: CameraDetections) -> dict:
-    reasons: dict[str, int] = {}
-    for _, why in d.rejected:
-        reasons[why] = reasons.get(why, 0) + 1
-    return {"image_size": list(d.image_size), "frames": d.n_frames, "board_frames": len(d.observations),
-            "intrinsic_rms_px": None if not np.isfinite(r.rms) else round(r.rms, 4),
-            "intrinsic_views": r.views_used,
-            "rejected_frames": {"count": len(d.rejected), "by_reason": reasons},
-            "rejected_poses": [{"frame": f, "reason": why} for f, why in r.rejected],
-            "coverage": coverage_grid(d).tolist()}
+def _camera_entry(r: IntrinsicsResult, d: CameraDetections) -> CameraEntry:
+    """What the report says of a camera before the extrinsic solve."""
+    return CameraEntry(image_size=list(d.image_size), frames=d.n_frames, board_frames=len(d.observations),
+                       intrinsic_rms_px=None if not np.isfinite(r.rms) else round(r.rms, 4),
+                       intrinsic_views=r.views_used, rejected_frames=RejectedFrames.of(d.rejected),
+                       rejected_poses=[RejectedPose(f, why) for f, why in r.rejected],
+                       coverage=coverage_grid(d).tolist())
 
 
 def coverage_grid(d: CameraDetections, cells: tuple[int, int] = (16, 9)) -> NDArray[np.int64]:

@@ -1,6 +1,9 @@
 """Batched projection of board corners with analytic Jacobians, for bundle adjustment.
 
-Everything is vectorised over N corner observations (no Python loop over points).
+Everything is vectorised over N corner observations (no Python loop over points). Rotations and
+the perspective division come from the geometry core (:mod:`posestudio.core.rotations`,
+:mod:`posestudio.core.projection`), the corner's position at its camera's exposure time from the
+time model (:mod:`.time_offsets`); this module adds the lens distortion and chains the blocks.
 
 Intrinsic vector (9,): ``fx, fy, cx, cy, d0..d4`` with ``d = k1, k2, p1, p2, k3`` (pinhole)
 or ``k1..k4`` (fisheye; d4 unused). Poses are 6-vectors: Rodrigues rotation (rad), translation (m).
@@ -14,60 +17,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.projection import normalized_projection, normalized_projection_jacobian
+from posestudio.core.rotations import rodrigues_to_matrix, rotation_derivative_factor, rotation_jacobian_basis
+
+from .time_offsets import exposure_positions
 
 N_INTRINSICS = 9
 
 
-def _skew(v: FloatArray) -> FloatArray:
-    """``(N, 3)`` -> ``(N, 3, 3)`` cross-product matrices."""
-    z = np.zeros(len(v))
-    return np.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], axis=1).reshape(-1, 3, 3)
-
-
-def rotation_matrices(rvec: FloatArray) -> FloatArray:
-    """``(N, 3)`` Rodrigues vectors -> ``(N, 3, 3)`` rotations."""
-    theta = np.linalg.norm(rvec, axis=1)
-    small = theta < 1e-10
-    th = np.where(small, 1.0, theta)
-    k = _skew(rvec / th[:, None])
-    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
-    rot = np.eye(3) + s * k + (1 - c) * (k @ k)
-    rot[small] = np.eye(3) + _skew(rvec[small])
-    return rot
-
-
-def rotation_derivative_factor(rvec: FloatArray, rot: FloatArray) -> FloatArray:
-    """``M(w)`` such that ``d(R v)/dw = -R [v]x M(w)`` (Gallego & Yezzi, 2015).
-
-    Args:
-        rvec: ``(K, 3)`` Rodrigues vectors; rot: ``(K, 3, 3)`` their rotations.
-    Returns:
-        ``(K, 3, 3)``: ``(w w^T + (R^T - I)[w]x) / |w|^2``, the identity at w = 0.
-    """
-    theta2 = np.einsum("ni,ni->n", rvec, rvec)
-    small = theta2 < 1e-20
-    t2 = np.where(small, 1.0, theta2)
-    m = (np.einsum("ni,nj->nij", rvec, rvec) + (np.swapaxes(rot, 1, 2) - np.eye(3)) @ _skew(rvec)) / t2[:, None, None]
-    m[small] = np.eye(3)
-    return m
-
-
 def _rotate(rot: FloatArray, v: FloatArray) -> FloatArray:
+    """``(N, 3, 3) @ (N, 3)`` row by row."""
     return np.einsum("nij,nj->ni", rot, v)
-
-
-_SKEW_BASIS = _skew(np.eye(3))  # (3, 3, 3): [v]x = sum_k v_k E_k
-
-
-def rotation_jacobian_basis(rot: FloatArray, m: FloatArray) -> FloatArray:
-    """Per-rotation tensors ``G_k = -R E_k M`` so that ``d(R v)/dw = sum_k v_k G_k``.
-
-    Args:
-        rot, m: ``(K, 3, 3)`` rotations and their :func:`rotation_derivative_factor`.
-    Returns:
-        ``(K, 3, 3, 3)`` indexed ``[entity, k, i, j]``.
-    """
-    return -np.einsum("nab,kbc,ncd->nkad", rot, _SKEW_BASIS, m)
 
 
 def _rotate_jac(basis: FloatArray, v: FloatArray) -> FloatArray:
@@ -145,7 +105,8 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
 
     The corner's world position at the camera's exposure time (frame + offset frames) is
     ``X = X_f + offset * V`` with the finite-difference velocity
-    ``V = s0 * X_prev + s1 * X_f + s2 * X_next`` (``stencil`` = s0, s1, s2, per frame).
+    ``V = s0 * X_prev + s1 * X_f + s2 * X_next`` (``stencil`` = s0, s1, s2, per frame; see
+    :mod:`.time_offsets`).
 
     Args:
         intrinsics: ``(C, 9)``; extrinsics: ``(C, 6)`` world-to-camera; poses: ``(F, 6)``
@@ -156,18 +117,16 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     Returns:
         ``(residual (N, 2) pixels, Jacobian blocks or None)``.
     """
-    rot_b = rotation_matrices(poses[:, :3])
-    rot_c = rotation_matrices(extrinsics[:, :3])
+    rot_b = rodrigues_to_matrix(poses[:, :3])
+    rot_c = rodrigues_to_matrix(extrinsics[:, :3])
     xf = _rotate(rot_b[pose], corner) + poses[pose, 3:]
     xm = _rotate(rot_b[pose_prev], corner) + poses[pose_prev, 3:]
     xp = _rotate(rot_b[pose_next], corner) + poses[pose_next, 3:]
-    vel = stencil[:, 0:1] * xm + stencil[:, 1:2] * xf + stencil[:, 2:3] * xp
     delta = offsets[camera]
-    world = xf + delta[:, None] * vel
+    world, vel = exposure_positions(xm, xf, xp, stencil, delta)
     rc = rot_c[camera]
     pc = _rotate(rc, world) + extrinsics[camera, 3:]
-    z = pc[:, 2]
-    xy = pc[:, :2] / z[:, None]
+    xy, _ = normalized_projection(pc)
     intr = intrinsics[camera]
     xyd, jd_xy, jd_d = distort_with_jacobian(xy, intr[:, 4:], fisheye[camera])
     fx, fy = intr[:, 0], intr[:, 1]
@@ -177,11 +136,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
         return res, None
     g_b = rotation_jacobian_basis(rot_b, rotation_derivative_factor(poses[:, :3], rot_b))
     n = len(res)
-    dxy_dpc = np.zeros((n, 2, 3))
-    dxy_dpc[:, 0, 0] = 1 / z
-    dxy_dpc[:, 1, 1] = 1 / z
-    dxy_dpc[:, :, 2] = -xy / z[:, None]
-    dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ dxy_dpc)
+    dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ normalized_projection_jacobian(pc))
     dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
     if pose_only:
         coef = 1 + delta * stencil[:, 1]

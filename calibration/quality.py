@@ -7,18 +7,45 @@ and compare the distances between the triangulated corners with the printed boar
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.typing import NDArray
+from dataclasses import dataclass
 
-from posestudio.core.arrays import FloatArray
+import numpy as np
+
+from posestudio.core.arrays import FloatArray, IntArray
 from posestudio.core.rig import CameraRig
 
 from .board import BoardSpec
 from .detect import CameraDetections
+from .time_offsets import align_in_time
+
+
+@dataclass
+class BoardSizeError:
+    """Triangulated board corners against the printed board (NaN and 0 counts when no pair was seen).
+
+    Attributes:
+        mean_abs_mm, rms_mm, median_abs_mm, p95_abs_mm, max_abs_mm: of the absolute errors of the
+            distances between corners, millimetres.
+        scale_error_percent: median relative distance error, percent.
+        pairs: corner pairs compared; frames: frames with at least one pair.
+        reprojection_rms_px: RMS reprojection error of the triangulated corners in the cameras that
+            saw them, pixels; reprojection_rms_px_per_camera: the same per camera name.
+    """
+
+    mean_abs_mm: float
+    rms_mm: float
+    median_abs_mm: float
+    p95_abs_mm: float
+    max_abs_mm: float
+    scale_error_percent: float
+    pairs: int
+    frames: int
+    reprojection_rms_px: float
+    reprojection_rms_px_per_camera: dict[str, float]
 
 
 def stack_detections(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec
-                     ) -> tuple[FloatArray, NDArray[np.int64]]:
+                     ) -> tuple[FloatArray, IntArray]:
     """Detections as one array, NaN where a camera did not see a corner.
 
     Args:
@@ -40,47 +67,18 @@ def stack_detections(rig: CameraRig, detections: list[CameraDetections], board: 
     return pix, np.asarray(frames, np.int64)
 
 
-def align_in_time(pixels: FloatArray, frames: NDArray[np.int64], offsets_frames: FloatArray) -> FloatArray:
-    """Resample each camera's corner tracks at the reference clock's frame times.
-
-    Camera c's frame k was exposed at time ``k + offsets_frames[c]`` (frames); its corner
-    positions at reference frame f are interpolated linearly between its frames around
-    ``f - offsets_frames[c]``. Corners missing in either neighbouring frame come back NaN.
-
-    Args:
-        pixels: ``(C, F, K, 2)`` detections at the source frames ``frames`` (F,).
-        offsets_frames: ``(C,)``.
-    Returns:
-        ``(C, F, K, 2)`` at the reference times of ``frames``.
-    """
-    n_all = int(frames.max()) + 2 if len(frames) else 0
-    full = np.full((pixels.shape[0], n_all, pixels.shape[2], 2), np.nan)
-    full[:, frames] = pixels
-    out = np.empty_like(pixels)
-    for c, off in enumerate(np.asarray(offsets_frames, float)):
-        t = frames - off
-        k0 = np.clip(np.floor(t).astype(int), 0, n_all - 1)
-        k1 = np.clip(k0 + 1, 0, n_all - 1)
-        w = (t - np.floor(t))[:, None, None]
-        a, b = full[c, k0], full[c, k1]
-        out[c] = np.where(w < 1e-9, a, (1 - w) * a + w * b)
-    return out
-
-
 def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: BoardSpec,
-                     min_views: int = 2, time_aligned: bool = False) -> dict:
+                     min_views: int = 2, time_aligned: bool = False) -> BoardSizeError:
     """Compare distances between triangulated board corners with the printed board's.
 
     Frames are paired by index, or, with ``time_aligned``, each camera's corners are first
-    resampled at the reference clock using the rig's time offsets. For every frame, every
+    resampled at the reference clock using the rig's time offsets
+    (:func:`~.time_offsets.align_in_time`; the rig's ``fps`` metadata, else 30). For every frame, every
     corner seen by at least ``min_views`` cameras is triangulated (DLT); all pairwise distances
     between those corners are compared with the true distances.
 
     Returns:
-        dict with ``mean_abs_mm``, ``rms_mm``, ``median_abs_mm``, ``p95_abs_mm``, ``max_abs_mm``,
-        ``scale_error_percent`` (median relative distance error), ``pairs``, ``frames``,
-        ``reprojection_rms_px`` (of the triangulated corners in the cameras that saw them) and
-        ``reprojection_rms_px_per_camera``.
+        :class:`BoardSizeError`.
     """
     pix, frames = stack_detections(rig, detections, board)
     if time_aligned:
@@ -103,19 +101,17 @@ def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: 
                for c, cam in enumerate(rig.cameras)}
     if err.size == 0:
         nan = float("nan")
-        return {"mean_abs_mm": nan, "rms_mm": nan, "median_abs_mm": nan, "p95_abs_mm": nan, "max_abs_mm": nan,
-                "scale_error_percent": nan, "pairs": 0, "frames": 0, "reprojection_rms_px": nan,
-                "reprojection_rms_px_per_camera": per_cam}
+        return BoardSizeError(nan, nan, nan, nan, nan, nan, 0, 0, nan, per_cam)
     a = np.abs(err) * 1000.0
-    return {
-        "mean_abs_mm": float(a.mean()),
-        "rms_mm": float(np.sqrt(np.mean(a**2))),
-        "median_abs_mm": float(np.median(a)),
-        "p95_abs_mm": float(np.percentile(a, 95)),
-        "max_abs_mm": float(a.max()),
-        "scale_error_percent": float(np.median(rel) * 100.0),
-        "pairs": int(err.size),
-        "frames": frames_used,
-        "reprojection_rms_px": float(np.sqrt(np.mean(reproj[seen] ** 2))),
-        "reprojection_rms_px_per_camera": per_cam,
-    }
+    return BoardSizeError(
+        mean_abs_mm=float(a.mean()),
+        rms_mm=float(np.sqrt(np.mean(a**2))),
+        median_abs_mm=float(np.median(a)),
+        p95_abs_mm=float(np.percentile(a, 95)),
+        max_abs_mm=float(a.max()),
+        scale_error_percent=float(np.median(rel) * 100.0),
+        pairs=int(err.size),
+        frames=frames_used,
+        reprojection_rms_px=float(np.sqrt(np.mean(reproj[seen] ** 2))),
+        reprojection_rms_px_per_camera=per_cam,
+    )

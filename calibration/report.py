@@ -1,80 +1,310 @@
-"""Calibration report files: JSON (everything) and PNG (one page a person can read at a glance)."""
+"""The calibration report: what it holds (dataclasses), its JSON file and its one-page PNG.
+
+The JSON's keys are the field names below (documented in ``docs/calibration.md``); a section that
+does not apply (the adjustment of an intrinsics-only calibration, the scene points when none were
+given...) is left out of the file, and NaN is written as ``null``. Units: pixels (``_px``),
+millimetres (``_mm``), metres (``_m``), milliseconds (``_ms``), seconds (``_s``), frames.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from posestudio.core.files import write_json
 
-def _jsonable(value):
+from .board import BoardSpec
+from .quality import BoardSizeError
+from .world_frame import ScenePointsFit
+
+REPORT_FORMAT = "posestudio-calibration-report"
+REPORT_FORMAT_VERSION = 1
+#: Field metadata of a section left out of the JSON when it is None.
+OPTIONAL: dict[str, bool] = {"optional": True}
+
+
+def _absent() -> Any:
+    """A field that is None, and left out of the JSON, when the calibration did not produce it."""
+    return field(default=None, metadata=OPTIONAL)
+
+
+@dataclass
+class BoardSummary:
+    """The board the calibration used (``board``).
+
+    Attributes:
+        type: ``"charuco"`` or ``"checkerboard"``; squares: ``[squares_x, squares_y]``;
+        square_length_m: metres; dictionary: ArUco dictionary name; inverted, legacy: as in the board file.
+    """
+
+    type: str
+    squares: list[int]
+    square_length_m: float
+    dictionary: str
+    inverted: bool
+    legacy: bool
+
+    @classmethod
+    def of(cls, board: BoardSpec) -> "BoardSummary":
+        """The summary of a board description."""
+        return cls(board.type, [board.squares_x, board.squares_y], board.square_length, board.dictionary,
+                   board.inverted, board.legacy)
+
+
+@dataclass
+class SolveSettings:
+    """The options that shaped the solve (``options``).
+
+    Attributes:
+        model: lens model; sync: ``"estimate"`` or ``"index"``; origin_frame: frame that set the
+        world frame (None: not used); seed: seed of sampled choices; fps: frames per second used
+        to convert offsets to time.
+    """
+
+    model: str
+    sync: str
+    origin_frame: int | None
+    seed: int
+    fps: float
+
+
+@dataclass
+class StageTimes:
+    """Wall time of each stage, seconds (``timing_s``); a stage that did not run is left out."""
+
+    intrinsics: float | None = _absent()
+    initialisation: float | None = _absent()
+    bundle_adjustment: float | None = _absent()
+    quality: float | None = _absent()
+    detection: float | None = _absent()
+    total: float | None = _absent()
+
+    def stages(self) -> dict[str, float]:
+        """The stages that ran (``total`` aside), in order: name -> seconds."""
+        return {f.name: v for f in fields(self) if f.name != "total" and (v := getattr(self, f.name)) is not None}
+
+
+@dataclass
+class RejectedFrames:
+    """Frames where the board was not accepted (``rejected_frames``): their ``count`` and ``by_reason``."""
+
+    count: int
+    by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, rejected: list[tuple[int, str]]) -> "RejectedFrames":
+        """Counted from ``(frame, reason)`` pairs."""
+        reasons: dict[str, int] = {}
+        for _, why in rejected:
+            reasons[why] = reasons.get(why, 0) + 1
+        return cls(len(rejected), reasons)
+
+
+@dataclass
+class RejectedPose:
+    """A view whose board pose was not used: its ``frame`` and the ``reason``."""
+
+    frame: int
+    reason: str
+
+
+@dataclass
+class CameraEntry:
+    """One camera in the report (``cameras.NAME``).
+
+    Attributes:
+        image_size: ``[width, height]`` pixels; frames: frames read; board_frames: frames with the board.
+        intrinsic_rms_px: reprojection RMS of the per-camera intrinsic solve, pixels (None when the
+            intrinsics were fixed); intrinsic_views: frames that solve used.
+        rejected_frames: frames without an accepted board, by reason; rejected_poses: views whose
+            PnP board pose was rejected.
+        coverage: ``(9, 16)`` detected corners per image cell (rows top to bottom).
+        reprojection_rms_px: after the bundle adjustment, pixels; corners_used: corners it kept.
+        focal_px: ``[fx, fy]``; principal_point_px: ``[cx, cy]``; centre_m: camera centre in the
+            world frame, metres; time_offset_ms: milliseconds, relative to the reference camera.
+        distortion: lens coefficients (intrinsics-only calibrations).
+    """
+
+    image_size: list[int]
+    frames: int
+    board_frames: int
+    intrinsic_rms_px: float | None
+    intrinsic_views: list[int]
+    rejected_frames: RejectedFrames
+    rejected_poses: list[RejectedPose]
+    coverage: list[list[int]]
+    reprojection_rms_px: float | None = _absent()
+    corners_used: int | None = _absent()
+    focal_px: list[float] | None = _absent()
+    principal_point_px: list[float] | None = _absent()
+    centre_m: list[float] | None = _absent()
+    time_offset_ms: float | None = _absent()
+    distortion: list[float] | None = _absent()
+
+
+@dataclass
+class TimeOffset:
+    """A camera's time offset relative to the reference camera (``time_offsets.NAME``).
+
+    Attributes:
+        frames: frames; ms: milliseconds; std_ms: its standard deviation, milliseconds (None when
+            not estimated).
+    """
+
+    frames: float
+    ms: float
+    std_ms: float | None
+
+
+@dataclass
+class CameraGraph:
+    """Which cameras saw the board together (``camera_graph``).
+
+    Attributes:
+        pair_shared_views: ``"A-B"`` -> frames where both posed the board.
+        tree: ``[parent, child]`` edges of the spanning tree that placed the cameras.
+    """
+
+    pair_shared_views: dict[str, int]
+    tree: list[list[str]]
+
+
+@dataclass
+class RejectedCorner:
+    """A corner dropped as an outlier by the bundle adjustment (``rejected_corners[]``).
+
+    Attributes:
+        camera: camera name; frame: source frame; corner: corner id; error_px: its reprojection
+        error, pixels; reason: the threshold it exceeded.
+    """
+
+    camera: str
+    frame: int
+    corner: int
+    error_px: float
+    reason: str
+
+
+@dataclass
+class AdjustmentSummary:
+    """The bundle adjustment (``adjustment``): LM ``iterations`` in all stages, whether the last
+    ``converged``, ``corners`` kept and ``board_poses`` solved."""
+
+    iterations: int
+    converged: bool
+    corners: int
+    board_poses: int
+
+
+@dataclass(kw_only=True)
+class CalibrationReport:
+    """Everything a calibration says about itself; :meth:`to_dict` is the JSON file's content.
+
+    Attributes:
+        format, format_version: identify the file (readers refuse other versions).
+        board, options, timing_s, warnings: always present.
+        scene_points: the surveyed points' fit, when ``--scene-points`` set the world frame.
+        reference_camera, world_frame, reprojection_rms_px (all corners, pixels), time_offsets,
+        camera_graph, rejected_corners, adjustment, board_size_error: from the extrinsic solve
+        (absent for intrinsics only).
+        cameras: camera name -> :class:`CameraEntry`.
+        board_size_error_time_aligned: the board-size error with each camera's corners resampled
+            at its time offset (offsets estimated only).
+        inputs: the recordings, when calibrated from files.
+    """
+
+    format: str = REPORT_FORMAT
+    format_version: int = REPORT_FORMAT_VERSION
+    board: BoardSummary
+    options: SolveSettings
+    timing_s: StageTimes = field(default_factory=StageTimes)
+    warnings: list[str] = field(default_factory=list)
+    scene_points: ScenePointsFit | None = _absent()
+    reference_camera: str | None = _absent()
+    world_frame: str | None = _absent()
+    reprojection_rms_px: float | None = _absent()
+    time_offsets: dict[str, TimeOffset] | None = _absent()
+    camera_graph: CameraGraph | None = _absent()
+    cameras: dict[str, CameraEntry] = field(default_factory=dict)
+    rejected_corners: list[RejectedCorner] | None = _absent()
+    adjustment: AdjustmentSummary | None = _absent()
+    board_size_error: BoardSizeError | None = _absent()
+    board_size_error_time_aligned: BoardSizeError | None = _absent()
+    inputs: list[str] | None = _absent()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: sections as nested dicts, absent sections left out."""
+        return _section(self)
+
+
+def _section(value: Any) -> Any:
+    """Dataclasses to dicts, leaving out :data:`OPTIONAL` fields that are None (recursively)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if not (v is None and f.metadata.get("optional")):
+                out[f.name] = _section(v)
+        return out
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _section(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return None if not math.isfinite(v) else v
-    if isinstance(value, np.integer):
-        return int(value)
+        return [_section(v) for v in value]
     return value
 
 
-def write_report_json(report: dict, path: str | Path) -> None:
+def write_report_json(report: CalibrationReport, path: str | Path) -> None:
     """Write the report as JSON (NaN written as null), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(report), indent=1))
-    tmp.replace(path)
+    write_json(path, report.to_dict())
 
 
-def write_report_png(report: dict, path: str | Path) -> None:
+def write_report_png(report: CalibrationReport, path: str | Path) -> None:
     """One-page summary: per-camera reprojection RMS, time offsets, coverage heat maps, board-size error."""
+    # Imported here for start-up time: matplotlib takes about 0.15 s, and only this page needs it.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cams = report.get("cameras", {})
+    cams = report.cameras
     names = list(cams)
     n = max(len(names), 1)
     fig = plt.figure(figsize=(4 * max(n, 3), 9), dpi=90)
     grid = fig.add_gridspec(2, max(n, 3), height_ratios=[1, 1.1])
 
     ax = fig.add_subplot(grid[0, 0])
-    rms = [cams[c].get("reprojection_rms_px") or cams[c].get("intrinsic_rms_px") or 0.0 for c in names]
+    rms = [cams[c].reprojection_rms_px or cams[c].intrinsic_rms_px or 0.0 for c in names]
     ax.bar(names, rms, color="#4477aa")
     ax.set_ylabel("reprojection RMS (px)")
     ax.set_title("reprojection error per camera")
 
     ax = fig.add_subplot(grid[0, 1])
-    offs = report.get("time_offsets", {})
+    offs = report.time_offsets
     if offs:
-        vals = [offs[c]["ms"] for c in names]
-        errs = [offs[c]["std_ms"] or 0.0 for c in names]
+        vals = [offs[c].ms for c in names]
+        errs = [offs[c].std_ms or 0.0 for c in names]
         ax.bar(names, vals, yerr=errs, color="#ee6677", capsize=4)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel("time offset (ms)")
-        ax.set_title(f"time offsets (reference {report.get('reference_camera', '?')})")
+        ax.set_title(f"time offsets (reference {report.reference_camera or '?'})")
     else:
         ax.set_axis_off()
 
     ax = fig.add_subplot(grid[0, 2])
-    bse = report.get("board_size_error")
-    if bse and bse.get("pairs"):
-        txt = (f"board-size error\n  mean {bse['mean_abs_mm']:.2f} mm\n  RMS {bse['rms_mm']:.2f} mm\n"
-               f"  p95 {bse['p95_abs_mm']:.2f} mm\n  scale {bse['scale_error_percent']:+.3f} %\n"
-               f"  {bse['pairs']} corner pairs in {bse['frames']} frames\n")
-        aligned = report.get("board_size_error_time_aligned")
-        if aligned and aligned.get("pairs"):
-            txt += (f"time-aligned (offsets applied)\n  mean {aligned['mean_abs_mm']:.2f} mm, RMS "
-                    f"{aligned['rms_mm']:.2f} mm\n  corner reprojection {aligned['reprojection_rms_px']:.2f} px\n")
-        txt += f"\nadjustment reprojection RMS {report.get('reprojection_rms_px', float('nan')):.3f} px"
+    bse = report.board_size_error
+    if bse and bse.pairs:
+        txt = (f"board-size error\n  mean {bse.mean_abs_mm:.2f} mm\n  RMS {bse.rms_mm:.2f} mm\n"
+               f"  p95 {bse.p95_abs_mm:.2f} mm\n  scale {bse.scale_error_percent:+.3f} %\n"
+               f"  {bse.pairs} corner pairs in {bse.frames} frames\n")
+        aligned = report.board_size_error_time_aligned
+        if aligned and aligned.pairs:
+            txt += (f"time-aligned (offsets applied)\n  mean {aligned.mean_abs_mm:.2f} mm, RMS "
+                    f"{aligned.rms_mm:.2f} mm\n  corner reprojection {aligned.reprojection_rms_px:.2f} px\n")
+        rms_all = report.reprojection_rms_px if report.reprojection_rms_px is not None else float("nan")
+        txt += f"\nadjustment reprojection RMS {rms_all:.3f} px"
     else:
         txt = "intrinsics only: no board-size error"
     ax.text(0.02, 0.98, txt, va="top", family="monospace", fontsize=11)
@@ -82,13 +312,13 @@ def write_report_png(report: dict, path: str | Path) -> None:
 
     for i, c in enumerate(names):
         ax = fig.add_subplot(grid[1, i])
-        cov = np.asarray(cams[c].get("coverage", [[0]]), float)
-        w, h = cams[c].get("image_size", [cov.shape[1], cov.shape[0]])
+        cov = np.asarray(cams[c].coverage, float)
+        w, h = cams[c].image_size
         ax.imshow(cov, cmap="viridis", interpolation="nearest", extent=(0, w, h, 0))
-        ax.set_title(f"{c}: corners per cell ({cams[c].get('board_frames', 0)} views)")
+        ax.set_title(f"{c}: corners per cell ({cams[c].board_frames} views)")
         ax.set_xticks([])
         ax.set_yticks([])
-    warnings = report.get("warnings", [])
+    warnings = report.warnings
     if warnings:
         fig.text(0.01, 0.005, "\n".join(f"! {w}" for w in warnings[:6]), fontsize=8, va="bottom", color="#aa3377")
     fig.tight_layout(rect=(0, 0.04 + 0.015 * min(len(warnings), 6), 1, 1))

@@ -21,10 +21,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.capture.sources import FrameSource
 from posestudio.core.arrays import FloatArray
 from posestudio.core.camera import Camera
 from posestudio.core.dlt import triangulate_dlt
 from posestudio.core.rig import CameraRig
+
+from .errors import CalibrationFailure
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,6 @@ def hypotheses(calibrated: tuple[int, int], actual: tuple[int, int]) -> list[Hyp
 
 def source_sizes(sources: Mapping[str, str | Path]) -> dict[str, tuple[int, int]]:
     """``{camera: (width, height)}`` of the first frame of each source (video file or image folder)."""
-    from posestudio.capture.sources import FrameSource
-
     return {name: FrameSource.open(path).image_size() for name, path in sources.items()}
 
 
@@ -268,8 +269,12 @@ def score_by_image(reference: NDArray[np.uint8], frame: NDArray[np.uint8],
     k1, d1 = sift.detectAndCompute(reference, None)
     k2, d2 = sift.detectAndCompute(frame, None)
     if d1 is None or d2 is None or len(k1) < 10 or len(k2) < 10:
-        raise ValueError("too few image features to compare the reference still with the frame")
+        raise CalibrationFailure("too few image features to compare the reference still with the frame "
+                                 f"({len(k1)} and {len(k2)}; at least 10 each): use a still of a textured scene")
     pairs = [m for m, n in cv2.BFMatcher().knnMatch(d1, d2, k=2) if m.distance < 0.7 * n.distance]
+    if len(pairs) < 3:
+        raise CalibrationFailure(f"the reference still and the frame share only {len(pairs)} distinctive features: "
+                                 "are they the same camera's view of the same scene?")
     p1 = np.float64([k1[m.queryIdx].pt for m in pairs])
     p2 = np.float64([k2[m.trainIdx].pt for m in pairs])
     _, inl = cv2.estimateAffine2D(p1, p2, ransacReprojThreshold=2.0)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from posestudio.core.alignment import rigid_align
 from posestudio.core.arrays import FloatArray
 from posestudio.core.camera import Camera
+from posestudio.core.files import read_toml
+from posestudio.core.rig import CameraRig
 
-if TYPE_CHECKING:
-    from posestudio.core.rig import CameraRig
+from .errors import CalibrationInputError
 
 
 #: Board axes -> world axes: x stays, y and z flip, so Z points out of the printed face (up when
@@ -40,6 +41,25 @@ class WorldFrame:
     def apply_points(self, points: FloatArray) -> FloatArray:
         """``(..., 3)`` old-world points in the new frame."""
         return points @ self.rotation.T + self.translation
+
+
+@dataclass
+class ScenePointsFit:
+    """How well the surveyed scene points fit the calibrated rig (the report's ``scene_points``).
+
+    Attributes:
+        points_used: names of the points seen by two or more cameras.
+        residual_mm: per used point, distance of its triangulation from its survey, millimetres.
+        rms_mm: RMS of those residuals, millimetres.
+        scale_check: scale a similarity fit would apply (1 when survey and calibration agree).
+        points_not_used: names of the points fewer than two cameras saw.
+    """
+
+    points_used: list[str]
+    residual_mm: dict[str, float]
+    rms_mm: float
+    scale_check: float
+    points_not_used: list[str]
 
 
 def world_frame_from_board(r_board: FloatArray, t_board: FloatArray, frame: int) -> WorldFrame:
@@ -92,33 +112,29 @@ def read_scene_points(path: str | Path, camera_names: list[str]) -> tuple[list[s
     Raises:
         CalibrationInputError: naming the file and the point or field that is wrong.
     """
-    import tomllib
-
-    from .errors import CalibrationInputError
-
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise CalibrationInputError(f"{path}: scene-point file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationInputError(f"{path}: not a valid TOML file ({exc})") from None
+    doc = read_toml(path, CalibrationInputError, "scene-point file")
     points = doc.get("point")
     if not isinstance(points, list) or not points:
         raise CalibrationInputError(f"{path}: no [[point]] tables")
     names, world = [], []
     pixels = np.full((len(camera_names), len(points), 2), np.nan)
     for k, pt in enumerate(points):
+        if not isinstance(pt, dict):
+            raise CalibrationInputError(f"{path}: [[point]] number {k + 1} is not a table")
         name = str(pt.get("name", f"point {k + 1}"))
-        xyz = np.asarray(pt.get("world", []), float)
-        if xyz.shape != (3,):
+        xyz = _numbers(pt.get("world"), 3)
+        if xyz is None:
             raise CalibrationInputError(f"{path}: point {name!r} needs world = [x, y, z] in metres")
-        for cam, uv in dict(pt.get("pixels", {})).items():
+        seen = pt.get("pixels", {})
+        if not isinstance(seen, dict):
+            raise CalibrationInputError(f"{path}: point {name!r}: pixels must be a table {{ CAMERA = [u, v] }}")
+        for cam, uv in seen.items():
             if cam not in camera_names:
                 raise CalibrationInputError(f"{path}: point {name!r} names camera {cam!r}, which is not in the "
                                             f"rig (cameras: {', '.join(camera_names)})")
-            uv = np.asarray(uv, float)
-            if uv.shape != (2,):
+            uv = _numbers(uv, 2)
+            if uv is None:
                 raise CalibrationInputError(f"{path}: point {name!r}, camera {cam}: pixels must be [u, v]")
             pixels[camera_names.index(cam), k] = uv
         names.append(name)
@@ -126,8 +142,17 @@ def read_scene_points(path: str | Path, camera_names: list[str]) -> tuple[list[s
     return names, np.stack(world), pixels
 
 
-def world_frame_from_scene_points(rig: "CameraRig", names: list[str], world: FloatArray, pixels: FloatArray,
-                                  source: str = "scene points") -> tuple[WorldFrame, dict]:
+def _numbers(value: object, n: int) -> FloatArray | None:
+    """``value`` as ``(n,)`` finite floats, or None when it is not a list of ``n`` numbers."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (n,) and np.isfinite(arr).all() else None
+
+
+def world_frame_from_scene_points(rig: CameraRig, names: list[str], world: FloatArray, pixels: FloatArray,
+                                  source: str = "scene points") -> tuple[WorldFrame, ScenePointsFit]:
     """Rigid transform that puts triangulated scene points on their surveyed coordinates.
 
     The board already fixes the scale, so only rotation and translation are solved (the scale a
@@ -138,14 +163,10 @@ def world_frame_from_scene_points(rig: "CameraRig", names: list[str], world: Flo
         names: ``(P,)`` point names; world: ``(P, 3)`` surveyed positions, metres;
         pixels: ``(C, P, 2)`` where each camera sees them (NaN where not).
     Returns:
-        ``(frame, report)`` with per-point residuals in millimetres.
+        ``(frame, fit)``: the new world frame and the points' residuals.
     Raises:
         CalibrationInputError: fewer than 3 points seen by two cameras, or collinear points.
     """
-    from posestudio.core.alignment import rigid_align
-
-    from .errors import CalibrationInputError
-
     tri = rig.triangulate(pixels)
     ok = np.isfinite(tri).all(axis=1)
     if ok.sum() < 3:
@@ -160,8 +181,7 @@ def world_frame_from_scene_points(rig: "CameraRig", names: list[str], world: Flo
     _, _, scale = rigid_align(tri[ok], world[ok], with_scale=True)
     resid = np.linalg.norm(tri[ok] @ rot.T + t - world[ok], axis=1) * 1000.0
     used = [n for n, o in zip(names, ok) if o]
-    report = {"points_used": used, "residual_mm": dict(zip(used, np.round(resid, 2).tolist())),
-              "rms_mm": float(np.sqrt(np.mean(resid**2))), "scale_check": float(scale),
-              "points_not_used": [n for n, o in zip(names, ok) if not o]}
+    fit = ScenePointsFit(used, dict(zip(used, np.round(resid, 2).tolist())), float(np.sqrt(np.mean(resid**2))),
+                         float(scale), [n for n, o in zip(names, ok) if not o])
     return WorldFrame(rot, t, f"surveyed scene points ({source}): {len(used)} points, RMS "
-                      f"{report['rms_mm']:.1f} mm; metres"), report
+                      f"{fit.rms_mm:.1f} mm; metres"), fit

@@ -6,17 +6,19 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
+import posestudio.commands as commands
 from posestudio import __version__
+from posestudio.core.errors import PoseStudioError
 
-#: Exceptions whose message is meant for the user: printed without a traceback, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
+#: Exit status of a problem the user can fix (bad input, missing file), and of a bug in PoseStudio.
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand in :mod:`posestudio.commands`."""
-    import posestudio.commands as commands
-
     parser = argparse.ArgumentParser(
         prog="posestudio", description=__doc__,
         epilog="Run 'posestudio COMMAND --help' for a command's options and an example.")
@@ -28,8 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_error_message(exc: BaseException) -> str | None:
+    """The one line to print for an error the user can act on, or None when ``exc`` is a bug.
+
+    A :class:`PoseStudioError` says what is wrong itself; an :class:`OSError` that names a file
+    (missing input, unwritable output, full disk) is the user's environment. Anything else is a
+    bug in PoseStudio.
+    """
+    if isinstance(exc, PoseStudioError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        what = (exc.strerror or str(exc)).lower()
+        if exc.filename2 is not None:
+            return f"{exc.filename} -> {exc.filename2}: {what}"
+        return f"{exc.filename}: {what}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``posestudio`` console script; returns the exit status."""
+    """Entry point of the ``posestudio`` console script; returns the exit status.
+
+    A user error prints one line ``posestudio COMMAND: error: ...`` (exit status 2); any other
+    exception prints its traceback and asks for a bug report (exit status 1).
+    """
     parser = build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(tokens)
@@ -45,12 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        print(f"posestudio {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"posestudio {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every exception ends here: one line, or a bug report
+        message = user_error_message(exc)
+        if message is not None:
+            print(f"posestudio {args.command}: error: {message}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        traceback.print_exc()
+        print(f"posestudio {args.command}: internal error: this is a bug in PoseStudio {__version__}; please "
+              "report it with the command you ran and the traceback above.", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -1,29 +1,25 @@
 """Shared helpers for rig importers/exporters: file reading, field checks, array shapes.
 
-Every helper raises :class:`~posestudio.calibration.errors.RigFileError` with the file and the
+Every helper raises :class:`~posestudio.core.rig_file.RigFileError` with the file and the
 field named, so a user sees what is wrong instead of a traceback.
 """
 
 from __future__ import annotations
 
-import tomllib
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.files import read_toml as _read_toml
 from posestudio.core.rig_file import RigFileError
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing file or bad syntax becomes a RigFileError naming it."""
-    if not path.is_file():
-        raise RigFileError(f"{path}: rig file not found")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RigFileError(f"{path}: not a valid TOML file ({exc})") from None
+    return _read_toml(path, RigFileError, "rig file")
 
 
 def field(table: dict, key: str, where: str, path: Path) -> Any:
@@ -63,8 +59,6 @@ def image_size(value: Any, where: str, path: Path, key: str = "size") -> tuple[i
 
 def natural_key(name: str) -> tuple:
     """Sort key that orders ``cam_2`` before ``cam_10``."""
-    import re
-
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 

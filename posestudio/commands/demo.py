@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from posestudio.calibration.board import BoardSpec
+from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
+from posestudio.calibration.compare import score_against_truth
+from posestudio.calibration.report import write_report_json, write_report_png
+from posestudio.core.errors import InputError
 
 EXAMPLE = """example:
   posestudio demo                       # 4 cameras, 1920x1080, into ./out/demo
@@ -19,45 +26,69 @@ noise, confident outliers, occlusions and joints leaving the images) are reconst
 calibrated rig as 'posestudio reconstruct' does, and compared with the true 3D motion."""
 
 
+@dataclass
+class DemoOptions:
+    """The demo's scene; the command line's defaults.
+
+    Attributes:
+        out: working folder; cameras: number of cameras; frames: frames per camera (30 fps);
+        size: image ``WIDTHxHEIGHT``, pixels; offsets_ms: per-camera time offsets, milliseconds,
+        comma-separated, or ``"random"``; seed: seed of the scene. The calibration uses
+        :class:`CalibrationOptions`' defaults.
+    """
+
+    out: Path = Path("out/demo")
+    cameras: int = 4
+    frames: int = 300
+    size: str = "1920x1080"
+    offsets_ms: str = "0,3,-5,8"
+    seed: int = 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand; its defaults are :class:`DemoOptions`'."""
+    d = DemoOptions()
     p = sub.add_parser("demo", help="calibrate a rendered synthetic rig and compare with the truth",
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="working folder (default out/demo)")
-    p.add_argument("--cameras", type=int, default=4, help="number of cameras (default 4)")
-    p.add_argument("--frames", type=int, default=300, help="frames per camera (default 300: 10 s at 30 fps)")
-    p.add_argument("--size", default="1920x1080", help="image WIDTHxHEIGHT (default 1920x1080)")
-    p.add_argument("--offsets-ms", default="0,3,-5,8",
-                   help="per-camera time offsets in ms, comma-separated, or 'random' (default 0,3,-5,8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the scene (default 0)")
+    p.add_argument("--out", type=Path, default=d.out, help=f"working folder (default {d.out})")
+    p.add_argument("--cameras", type=int, default=d.cameras, help=f"number of cameras (default {d.cameras})")
+    p.add_argument("--frames", type=int, default=d.frames,
+                   help=f"frames per camera (default {d.frames}: {d.frames / 30:g} s at 30 fps)")
+    p.add_argument("--size", default=d.size, help=f"image WIDTHxHEIGHT (default {d.size})")
+    p.add_argument("--offsets-ms", default=d.offsets_ms,
+                   help=f"per-camera time offsets in ms, comma-separated, or 'random' (default {d.offsets_ms})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the scene (default {d.seed})")
     p.set_defaults(func=run)
 
 
-def studio_board():
+def studio_board() -> BoardSpec:
     """The board a 3-5 m studio uses: 9 x 6 squares of 10 cm (A1), as in studio_configs/."""
-    from posestudio.calibration.board import BoardSpec
-
     return BoardSpec("charuco", 9, 6, 0.1, 0.075, "DICT_4X4_50", source="studio A1 board")
 
 
 def _parse_offsets(text: str, n: int) -> list[float] | str:
+    """``--offsets-ms`` as seconds for ``n`` cameras (missing ones 0), or ``"random"``."""
     if text == "random":
         return "random"
-    vals = [float(v) / 1000.0 for v in text.split(",") if v.strip()]
+    try:
+        vals = [float(v) / 1000.0 for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--offsets-ms: expected comma-separated milliseconds such as 0,3,-5,8 or 'random', "
+                         f"got {text!r}") from None
     if len(vals) < n:
         vals += [0.0] * (n - len(vals))
     return vals[:n]
 
 
 def run(args: argparse.Namespace) -> int:
-    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
-    from posestudio.calibration.compare import score_against_truth
-    from posestudio.calibration.report import write_report_json, write_report_png
+    """Render, calibrate, reconstruct and print the errors against the truth; returns the exit status."""
+    # Imported here for start-up time: only this command renders.
     from posestudio.synthetic import write_synthetic_session
 
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--size: expected WIDTHxHEIGHT such as 1920x1080, got {args.size!r}") from None
+        raise InputError(f"--size: expected WIDTHxHEIGHT such as 1920x1080, got {args.size!r}") from None
     offsets = _parse_offsets(args.offsets_ms, args.cameras)
     print(f"1/4 rendering a synthetic take: {args.cameras} cameras, {args.frames} frames, {w}x{h} -> {args.out}")
     t0 = time.perf_counter()
@@ -66,14 +97,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"    rendered in {time.perf_counter() - t0:.1f} s")
     print("2/4 calibrating from the videos (detection, intrinsics, camera graph, bundle adjustment)")
     videos = [session.paths[name] for name in session.rig.names]
-    result = calibrate_rig(videos, session.board, CalibrationOptions(sync="estimate"),
+    result = calibrate_rig(videos, session.board, CalibrationOptions(),
                            progress=lambda m: print("    " + m, flush=True))
     result.rig.save(args.out / "rig.toml")
     write_report_json(result.report, args.out / "rig_report.json")
     write_report_png(result.report, args.out / "rig_report.png")
     print("3/4 errors against the ground truth")
     score = score_against_truth(result.rig, session.rig)
-    ref = result.report["reference_camera"]
+    ref = result.report.reference_camera
     ref_true = session.rig[ref].time_offset
     print(f"{'camera':<8}{'focal %':>9}{'pp px':>8}{'centre mm':>11}{'rot deg':>9}{'offset ms':>11}{'true ms':>9}"
           f"{'reproj px':>11}")
@@ -83,13 +114,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cam.name:<8}{s['focal_error_pct']:>9.3f}{s['principal_point_error_px']:>8.2f}"
               f"{s['center_error_mm']:>11.2f}{s['rotation_error_deg']:>9.3f}{est.time_offset * 1000:>11.2f}"
               f"{(cam.time_offset - ref_true) * 1000:>9.2f}"
-              f"{result.report['cameras'][cam.name]['reprojection_rms_px']:>11.3f}")
+              f"{result.report.cameras[cam.name].reprojection_rms_px:>11.3f}")
     m = score["mean"]
     print(f"{'mean':<8}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}{m['center_error_mm']:>11.2f}"
           f"{m['rotation_error_deg']:>9.3f}")
-    bse = result.report["board_size_error"]
-    print(f"board-size error (no ground truth needed): mean {bse['mean_abs_mm']:.2f} mm; "
-          f"scale factor vs truth {score['scale_factor']:.5f}; time {result.report['timing_s']['total']:.1f} s")
+    bse = result.report.board_size_error
+    print(f"board-size error (no ground truth needed): mean {bse.mean_abs_mm:.2f} mm; "
+          f"scale factor vs truth {score['scale_factor']:.5f}; time {result.report.timing_s.total:.1f} s")
     print(f"wrote {args.out / 'rig.toml'}, {args.out / 'rig_report.json'}, {args.out / 'rig_report.png'}")
     _reconstruct_performance(args, session.rig, result.rig)
     return 0

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from posestudio.calibration.resolution_check import explain_mismatches, source_sizes
+from posestudio.calibration.rig_formats import EXPORT_FORMATS, IMPORT_FORMATS, export_rig, import_rig
+from posestudio.capture.sources import FrameSource
+from posestudio.core.errors import InputError
+from posestudio.core.files import read_toml
 
 CONVERT_EPILOG = """example:
   posestudio rig convert Calib.qca.txt rig.toml --to posestudio
@@ -16,7 +22,7 @@ formats read: posestudio, anipose, pose2sim, caliscope, qualisys (detected from 
 
 CHECK_EPILOG = """example:
   posestudio rig check rig.toml videos/cam01.mp4 videos/cam02.mp4 videos/cam03.mp4 videos/cam04.mp4 \\
-      --reference cam01=calibration/extrinsics/cam01_ext.png --points points.toml --adjusted rig_video.toml
+      --reference cam01=stills/cam01_at_calibration.png --points points.toml --adjusted rig_video.toml
 Videos are matched to cameras by file stem (cam01.mp4 -> camera cam01). --points is a TOML file with
 cameras = [...] and [points.NAME] tables of camera = [x, y] pixels in the recorded frames;
 --reference gives a still of a camera taken at the calibrated size (same scene)."""
@@ -31,10 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     conv.add_argument("input", type=Path, help="rig file to read")
     conv.add_argument("output", type=Path, help="file to write")
-    conv.add_argument("--to", required=True, choices=("posestudio", "anipose", "pose2sim"), help="output format")
-    conv.add_argument("--from", dest="source_format",
-                      choices=("posestudio", "anipose", "pose2sim", "caliscope", "qualisys"),
-                      help="input format (default: detect)")
+    conv.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="output format")
+    conv.add_argument("--from", dest="source_format", choices=IMPORT_FORMATS, help="input format (default: detect)")
     conv.set_defaults(func=convert)
     chk = sub.add_parser("check", help="compare a rig's image sizes with recorded videos",
                          epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,32 +53,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from posestudio.calibration.rig_formats import export_rig, import_rig
-
+    """Read a rig in one format and write it in another; returns the exit status."""
     rig = import_rig(args.input, args.source_format)
     export_rig(rig, args.output, args.to)
     print(f"wrote {args.output} ({args.to}, {len(rig)} cameras: {', '.join(rig.names)})")
     return 0
 
 
-class PointsFileError(ValueError):
+class PointsFileError(InputError):
     """A --points file that cannot be used (message names the file)."""
 
 
 def load_points(path: Path, names: list[str]) -> np.ndarray:
     """``(C, N, 2)`` pixels for the rig's cameras ``names`` from a points TOML (NaN where absent)."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PointsFileError(f"{path}: cannot read points TOML ({exc})") from None
+    doc = read_toml(path, PointsFileError, "points file")
     pts = doc.get("points")
     if not isinstance(pts, dict) or not pts:
         raise PointsFileError(f"{path}: no [points.NAME] tables")
     out = np.full((len(names), len(pts), 2), np.nan)
     for j, (pname, tab) in enumerate(pts.items()):
+        if not isinstance(tab, dict):
+            raise PointsFileError(f"{path}: [points.{pname}] must be a table of CAMERA = [x, y]")
         for i, cam in enumerate(names):
             if cam in tab:
-                xy = np.asarray(tab[cam], dtype=float)
+                try:
+                    xy = np.asarray(tab[cam], dtype=float)
+                except (TypeError, ValueError):
+                    xy = np.zeros(0)
                 if xy.shape != (2,):
                     raise PointsFileError(f"{path}: [points.{pname}] {cam} must be [x, y], got {tab[cam]!r}")
                 out[i, j] = xy
@@ -82,17 +87,12 @@ def load_points(path: Path, names: list[str]) -> np.ndarray:
 
 
 def check(args: argparse.Namespace) -> int:
-    import cv2
-
-    from posestudio.calibration.resolution_check import explain_mismatches, source_sizes
-    from posestudio.calibration.rig_formats import import_rig
-    from posestudio.capture.sources import FrameSource
-
+    """Compare the rig's image sizes with the recordings and explain a mismatch; returns the exit status."""
     rig = import_rig(args.rig)
     sources = {p.stem if p.is_file() else p.name: p for p in args.videos}
     unknown = sorted(set(sources) - set(rig.names))
     if unknown:
-        raise ValueError(f"no camera in {args.rig} for {', '.join(unknown)} (cameras: {', '.join(rig.names)}); "
+        raise InputError(f"no camera in {args.rig} for {', '.join(unknown)} (cameras: {', '.join(rig.names)}); "
                          "name each video after its camera")
     sizes = source_sizes(sources)
     pixels = load_points(args.points, rig.names) if args.points else None
@@ -100,10 +100,10 @@ def check(args: argparse.Namespace) -> int:
     for item in args.reference:
         cam, sep, image = item.partition("=")
         if not sep or cam not in sources:
-            raise ValueError(f"--reference {item!r}: expected CAM=IMAGE with CAM one of {', '.join(sources)}")
+            raise InputError(f"--reference {item!r}: expected CAM=IMAGE with CAM one of {', '.join(sources)}")
         ref = cv2.imread(image, cv2.IMREAD_GRAYSCALE)
         if ref is None:
-            raise ValueError(f"{image}: cannot read image")
+            raise InputError(f"{image}: cannot read image (missing, or not an image format OpenCV reads)")
         _, frame = next(FrameSource.open(sources[cam]).frames(gray=True))
         pairs[cam] = (ref, frame)
     report = explain_mismatches(rig, sizes, pixels, pairs)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+
+from posestudio.calibration.board import load_board
+from posestudio.core.errors import InputError
 
 EXAMPLE = """example:
   posestudio synth rig /tmp/synth --cameras 4 --frames 150 --size 1920x1080 --seed 0 --offsets-ms 0,3,-5,8
@@ -11,6 +15,47 @@ EXAMPLE = """example:
 writes OUT_DIR/cam0.mp4 ... (or cam0/000000.png ... with --images), board.toml,
 truth_rig.toml (true cameras; time_offset per camera in seconds) and truth.json (board poses,
 true corner pixels, exposure times, settings)."""
+
+DISTORTIONS = ("strong", "mild", "none")
+
+
+@dataclass
+class SynthRigOptions:
+    """The rendered take ``posestudio synth rig`` makes; the command line's defaults.
+
+    Attributes:
+        cameras: number of cameras; frames: frames per camera; fps: frame rate, Hz;
+        size: image ``(width, height)``, pixels; seed: seeds everything;
+        offsets_s: per-camera time offsets, seconds, ``"random"`` or None (all 0);
+        board: board TOML file (None: ChArUco 7 x 5, 8 cm); images: PNG folders instead of mp4;
+        distortion: lens distortion, one of :data:`DISTORTIONS`; fisheye: fisheye lenses;
+        blur: motion blur; noise: sensor noise sigma, grey levels; workers: processes (None: CPU count).
+    """
+
+    cameras: int = 4
+    frames: int = 120
+    fps: float = 30.0
+    size: tuple[int, int] = (1920, 1080)
+    seed: int = 0
+    offsets_s: list[float] | str | None = None
+    board: Path | None = None
+    images: bool = False
+    distortion: str = "strong"
+    fisheye: bool = False
+    blur: bool = True
+    noise: float = 2.0
+    workers: int | None = None
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming an option whose value cannot be used."""
+        if self.cameras < 1:
+            raise InputError(f"--cameras must be at least 1, got {self.cameras}")
+        if self.frames < 1:
+            raise InputError(f"--frames must be at least 1, got {self.frames}")
+        if not self.fps > 0:
+            raise InputError(f"--fps must be a positive frame rate, got {self.fps}")
+        if isinstance(self.offsets_s, list) and len(self.offsets_s) != self.cameras:
+            raise InputError(f"--offsets-ms has {len(self.offsets_s)} values for {self.cameras} cameras")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -34,6 +79,8 @@ def _offsets(text: str) -> list[float] | str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``synth rig``; its defaults are :class:`SynthRigOptions`'."""
+    d = SynthRigOptions()
     parser = subparsers.add_parser("synth", help="generate synthetic data with ground truth",
                                    description=__doc__)
     sub = parser.add_subparsers(dest="synth_command", metavar="WHAT", required=True)
@@ -42,40 +89,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "(lens distortion, motion blur, noise, sub-frame time offsets).",
                          epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     rig.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created)")
-    rig.add_argument("--cameras", type=int, default=4, help="number of cameras (default 4)")
-    rig.add_argument("--frames", type=int, default=120, help="frames per camera (default 120)")
-    rig.add_argument("--fps", type=float, default=30.0, help="frame rate in Hz (default 30)")
-    rig.add_argument("--size", type=_size, default=(1920, 1080), help="image WIDTHxHEIGHT (default 1920x1080)")
-    rig.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    rig.add_argument("--offsets-ms", type=_offsets, default=None,
+    rig.add_argument("--cameras", type=int, default=d.cameras, help=f"number of cameras (default {d.cameras})")
+    rig.add_argument("--frames", type=int, default=d.frames, help=f"frames per camera (default {d.frames})")
+    rig.add_argument("--fps", type=float, default=d.fps, help=f"frame rate in Hz (default {d.fps:g})")
+    rig.add_argument("--size", type=_size, default=d.size,
+                     help=f"image WIDTHxHEIGHT (default {d.size[0]}x{d.size[1]})")
+    rig.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    rig.add_argument("--offsets-ms", type=_offsets, default=d.offsets_s,
                      help="per-camera time offsets in ms, e.g. 0,3,-5,8, or 'random' (default all 0)")
-    rig.add_argument("--board", type=Path, default=None, help="board TOML file (default ChArUco 7x5, 8 cm)")
-    rig.add_argument("--images", action="store_true", help="write PNG folders instead of mp4 videos")
-    rig.add_argument("--distortion", choices=("strong", "mild", "none"), default="strong",
-                     help="lens distortion (default strong)")
-    rig.add_argument("--fisheye", action="store_true", help="fisheye lenses")
-    rig.add_argument("--no-blur", action="store_true", help="no motion blur")
-    rig.add_argument("--noise", type=float, default=2.0, help="sensor noise sigma, grey levels (default 2)")
-    rig.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
+    rig.add_argument("--board", type=Path, default=d.board, help="board TOML file (default ChArUco 7x5, 8 cm)")
+    rig.add_argument("--images", action="store_true", default=d.images,
+                     help="write PNG folders instead of mp4 videos")
+    rig.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
+                     help=f"lens distortion (default {d.distortion})")
+    rig.add_argument("--fisheye", action="store_true", default=d.fisheye, help="fisheye lenses")
+    rig.add_argument("--no-blur", dest="blur", action="store_false", default=d.blur, help="no motion blur")
+    rig.add_argument("--noise", type=float, default=d.noise,
+                     help=f"sensor noise sigma, grey levels (default {d.noise:g})")
+    rig.add_argument("--workers", type=int, default=d.workers, help="parallel processes (default: CPU count)")
     rig.set_defaults(func=run_rig)
 
 
+def options_from_args(args: argparse.Namespace) -> SynthRigOptions:
+    """The :class:`SynthRigOptions` of parsed ``synth rig`` arguments."""
+    return SynthRigOptions(cameras=args.cameras, frames=args.frames, fps=args.fps, size=args.size, seed=args.seed,
+                           offsets_s=args.offsets_ms, board=args.board, images=args.images,
+                           distortion=args.distortion, fisheye=args.fisheye, blur=args.blur, noise=args.noise,
+                           workers=args.workers)
+
+
 def run_rig(args: argparse.Namespace) -> int:
-    from posestudio.calibration.board import load_board
+    """Render the take and print what each camera saw; returns the exit status."""
+    # Imported here for start-up time: only this command renders.
     from posestudio.synthetic import write_synthetic_session
 
-    if args.cameras < 1:
-        raise ValueError(f"--cameras must be at least 1, got {args.cameras}")
-    if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1, got {args.frames}")
-    if isinstance(args.offsets_ms, list) and len(args.offsets_ms) != args.cameras:
-        raise ValueError(f"--offsets-ms has {len(args.offsets_ms)} values for {args.cameras} cameras")
-    board = load_board(args.board) if args.board else None
+    o = options_from_args(args)
+    o.check()
+    board = load_board(o.board) if o.board else None
     session = write_synthetic_session(
-        args.out_dir, n_cameras=args.cameras, n_frames=args.frames, fps=args.fps, image_size=args.size,
-        seed=args.seed, time_offsets_s=args.offsets_ms, blur=not args.no_blur, noise_sigma=args.noise,
-        video=not args.images, board=board, distortion=args.distortion, fisheye=args.fisheye,
-        workers=args.workers)
+        args.out_dir, n_cameras=o.cameras, n_frames=o.frames, fps=o.fps, image_size=o.size, seed=o.seed,
+        time_offsets_s=o.offsets_s, blur=o.blur, noise_sigma=o.noise, video=not o.images, board=board,
+        distortion=o.distortion, fisheye=o.fisheye, workers=o.workers)
     n = session.visible_corner_counts()
     for i, cam in enumerate(session.rig.cameras):
         print(f"{cam.name}: {session.paths[cam.name]}  offset {cam.time_offset * 1000:+.2f} ms  "

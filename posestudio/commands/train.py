@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_factorization(args: argparse.Namespace) -> int:
     """Train and save the factorization network; returns the exit status."""
+    # Imported here for start-up time: the trainer imports torch, which no other command needs.
     from posestudio.models.factorization.train import build_parser, run
 
     parser = argparse.ArgumentParser(prog="posestudio train factorization",

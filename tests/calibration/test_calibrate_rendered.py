@@ -80,6 +80,7 @@ def test_time_offsets_are_recovered(take, calibrated):
 def test_report_describes_the_solve(take, calibrated):
     out, _ = take
     _, report, _ = calibrated
+    assert report["format"] == "posestudio-calibration-report" and report["format_version"] == 1
     assert (out / "rig_report.png").stat().st_size > 10_000
     for name, cam in report["cameras"].items():
         assert cam["board_frames"] > 20 and cam["corners_used"] > 500, name

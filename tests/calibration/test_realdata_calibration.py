@@ -27,7 +27,7 @@ import pytest
 from posestudio.calibration.board import BoardSpec, checkerboard, load_board
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig, coverage_grid, detect_sources
 from posestudio.calibration.detect import BoardDetector
-from posestudio.calibration.quality import board_size_error
+from posestudio.calibration.quality import BoardSizeError, board_size_error
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.rig import CameraRig
 
@@ -116,7 +116,7 @@ def caliscope_rig() -> CameraRig:
 
 
 @pytest.fixture(scope="module")
-def scores(board, scoring_detections, result_index, result_estimate, caliscope_rig) -> dict[str, dict]:
+def scores(board, scoring_detections, result_index, result_estimate, caliscope_rig) -> dict[str, BoardSizeError]:
     dets = scoring_detections
     out = {
         "caliscope (stored)": board_size_error(caliscope_rig, dets, board),
@@ -130,41 +130,41 @@ def scores(board, scoring_detections, result_index, result_estimate, caliscope_r
     print(f"  {'rig':<42} {'board-size mean|err| mm':>24} {'RMS mm':>8} {'p95 mm':>8} {'reproj RMS px':>14} "
           f"{'pairs':>6}")
     for name, s in out.items():
-        print(f"  {name:<42} {s['mean_abs_mm']:>24.3f} {s['rms_mm']:>8.3f} {s['p95_abs_mm']:>8.3f} "
-              f"{s['reprojection_rms_px']:>14.3f} {s['pairs']:>6}")
+        print(f"  {name:<42} {s.mean_abs_mm:>24.3f} {s.rms_mm:>8.3f} {s.p95_abs_mm:>8.3f} "
+              f"{s.reprojection_rms_px:>14.3f} {s.pairs:>6}")
     return out
 
 
 # --------------------------------------------------------------------------- caliscope session tests
 def test_index_synced_rig_beats_caliscope(scores) -> None:
     ours, theirs = scores["posestudio sync=index"], scores["caliscope (stored)"]
-    assert ours["pairs"] > 1000 and ours["pairs"] == theirs["pairs"]
-    assert ours["mean_abs_mm"] < theirs["mean_abs_mm"], (ours, theirs)
-    assert ours["reprojection_rms_px"] < theirs["reprojection_rms_px"], (ours, theirs)
+    assert ours.pairs > 1000 and ours.pairs == theirs.pairs
+    assert ours.mean_abs_mm < theirs.mean_abs_mm, (ours, theirs)
+    assert ours.reprojection_rms_px < theirs.reprojection_rms_px, (ours, theirs)
     # A rig that is right to a millimetre over a 16 x 22 cm board: the scale is right too.
-    assert abs(ours["scale_error_percent"]) < 0.5
+    assert abs(ours.scale_error_percent) < 0.5
 
 
 def test_time_offset_rig_beats_both_when_time_aligned(scores) -> None:
     aligned = scores["posestudio sync=estimate, time-aligned"]
     for other in ("posestudio sync=index", "caliscope (stored)"):
-        assert aligned["mean_abs_mm"] < scores[other]["mean_abs_mm"], (other, aligned, scores[other])
-        assert aligned["reprojection_rms_px"] < scores[other]["reprojection_rms_px"], (other, aligned, scores[other])
+        assert aligned.mean_abs_mm < scores[other].mean_abs_mm, (other, aligned, scores[other])
+        assert aligned.reprojection_rms_px < scores[other].reprojection_rms_px, (other, aligned, scores[other])
 
 
 def test_time_offsets_are_recorded_in_the_rig(result_index, result_estimate, tmp_path) -> None:
     rig, report = result_estimate.rig, result_estimate.report
-    ref = report["reference_camera"]
+    ref = report.reference_camera
     offsets_ms = {c.name: c.time_offset * 1000.0 for c in rig}
     print("\n[caliscope_session] estimated time offsets (ms, relative to "
-          f"{ref}): " + ", ".join(f"{n} {v:+.1f} (+/- {report['time_offsets'][n]['std_ms'] or 0:.1f})"
+          f"{ref}): " + ", ".join(f"{n} {v:+.1f} (+/- {report.time_offsets[n].std_ms or 0:.1f})"
                                   for n, v in offsets_ms.items()))
     print(f"  cam_2 - cam_3 = {offsets_ms['cam_2'] - offsets_ms['cam_3']:+.2f} ms; frame period "
           f"{1000.0 / rig.metadata['fps']:.0f} ms")
     assert offsets_ms[ref] == 0.0
     for n, v in offsets_ms.items():
-        assert report["time_offsets"][n]["ms"] == pytest.approx(v, abs=0.01)
-        assert report["cameras"][n]["time_offset_ms"] == pytest.approx(v, abs=0.01)
+        assert report.time_offsets[n].ms == pytest.approx(v, abs=0.01)
+        assert report.cameras[n].time_offset_ms == pytest.approx(v, abs=0.01)
     assert any(abs(v) > 1.0 for v in offsets_ms.values())  # something was estimated
     # cam_2 and cam_3 are the same webcam model: the same latency.
     assert abs(offsets_ms["cam_2"] - offsets_ms["cam_3"]) < 5.0
@@ -182,52 +182,52 @@ def test_report_has_what_a_user_reads(result_index, result_estimate, scores) -> 
         rep = result.report
         dets = {d.name: d for d in result.detections}
         rejected_any = False
-        for name, cam in rep["cameras"].items():
-            assert np.isfinite(cam["reprojection_rms_px"]) and 0 < cam["reprojection_rms_px"] < 1.5, (name, cam)
-            grid = np.asarray(cam["coverage"])
+        for name, cam in rep.cameras.items():
+            assert np.isfinite(cam.reprojection_rms_px) and 0 < cam.reprojection_rms_px < 1.5, (name, cam)
+            grid = np.asarray(cam.coverage)
             assert grid.shape == (9, 16)
             assert grid.sum() == sum(len(o.ids) for o in dets[name].observations) > 0
             assert np.array_equal(grid, coverage_grid(dets[name]))
-            rej = cam["rejected_frames"]
-            assert rej["count"] == cam["frames"] - cam["board_frames"] == sum(rej["by_reason"].values())
-            assert all(isinstance(k, str) and k for k in rej["by_reason"])
-            rejected_any |= rej["count"] > 0
+            rej = cam.rejected_frames
+            assert rej.count == cam.frames - cam.board_frames == sum(rej.by_reason.values())
+            assert all(isinstance(k, str) and k for k in rej.by_reason)
+            rejected_any |= rej.count > 0
         assert rejected_any  # cam_1..cam_3 miss the board in some frames; the report says why
-        bse = rep["board_size_error"]
+        bse = rep.board_size_error
         for key in ("mean_abs_mm", "rms_mm", "p95_abs_mm", "scale_error_percent", "reprojection_rms_px"):
-            assert np.isfinite(bse[key]), key
-        assert bse["pairs"] > 1000
-        assert rep["adjustment"]["converged"]
+            assert np.isfinite(getattr(bse, key)), key
+        assert bse.pairs > 1000
+        assert rep.adjustment.converged
     # The report's own board-size error is the independent score (same detections).
-    assert result_index.report["board_size_error"]["mean_abs_mm"] == pytest.approx(
-        scores["posestudio sync=index"]["mean_abs_mm"], rel=1e-6)
-    assert result_estimate.report["board_size_error_time_aligned"]["mean_abs_mm"] == pytest.approx(
-        scores["posestudio sync=estimate, time-aligned"]["mean_abs_mm"], rel=1e-6)
+    assert result_index.report.board_size_error.mean_abs_mm == pytest.approx(
+        scores["posestudio sync=index"].mean_abs_mm, rel=1e-6)
+    assert result_estimate.report.board_size_error_time_aligned.mean_abs_mm == pytest.approx(
+        scores["posestudio sync=estimate, time-aligned"].mean_abs_mm, rel=1e-6)
     print("\n[caliscope_session] report, sync=estimate: per-camera reprojection RMS px "
-          + ", ".join(f"{n} {c['reprojection_rms_px']:.3f}" for n, c in result_estimate.report["cameras"].items()))
-    print("  rejected frames: " + "; ".join(f"{n}: {c['rejected_frames']['by_reason']}"
-                                           for n, c in result_estimate.report["cameras"].items()))
-    for w in result_estimate.report["warnings"]:
+          + ", ".join(f"{n} {c.reprojection_rms_px:.3f}" for n, c in result_estimate.report.cameras.items()))
+    print("  rejected frames: " + "; ".join(f"{n}: {c.rejected_frames.by_reason}"
+                                           for n, c in result_estimate.report.cameras.items()))
+    for w in result_estimate.report.warnings:
         print(f"  warning: {w}")
 
 
 def test_inverted_board_is_found_whatever_the_board_file_says(board_files, result_index) -> None:
     # The file says inverted = true (as printed): found, and no polarity complaint.
-    assert not any("polarity" in w for w in result_index.report["warnings"])
+    assert not any("polarity" in w for w in result_index.report.warnings)
     assert all(d.observations and not d.inverted_frames for d in result_index.detections)
     # The file says inverted = false: still calibrated, and the report says what to fix.
     upright = load_board(board_files["upright"])
     assert not upright.inverted
     res = calibrate_rig(VIDEOS, upright, CalibrationOptions(sync="index"), progress=None)
-    polarity = [w for w in res.report["warnings"] if "inverted polarity" in w]
+    polarity = [w for w in res.report.warnings if "inverted polarity" in w]
     print("\n[caliscope_session] board file inverted = false: " + (polarity[0] if polarity else "NO WARNING"))
     assert {re.match(r"camera (\S+):", w).group(1) for w in polarity} == {"cam_0", "cam_1", "cam_2", "cam_3"}
     assert all("set inverted = true" in w for w in polarity)
-    for name, cam in res.report["cameras"].items():
-        assert cam["board_frames"] == result_index.report["cameras"][name]["board_frames"]
-        assert cam["reprojection_rms_px"] < 1.5
-    assert res.report["board_size_error"]["mean_abs_mm"] == pytest.approx(
-        result_index.report["board_size_error"]["mean_abs_mm"], rel=0.05)
+    for name, cam in res.report.cameras.items():
+        assert cam.board_frames == result_index.report.cameras[name].board_frames
+        assert cam.reprojection_rms_px < 1.5
+    assert res.report.board_size_error.mean_abs_mm == pytest.approx(
+        result_index.report.board_size_error.mean_abs_mm, rel=0.05)
 
 
 # --------------------------------------------------------------------------- pose2sim checkerboard intrinsics
@@ -301,16 +301,16 @@ def test_pose2sim_checkerboard_intrinsics_match_qualisys() -> None:
     errors = {}
     for cam in result.rig:
         ref = ref_by_number[camera_number(cam.name)]
-        entry = result.report["cameras"][cam.name]
+        entry = result.report.cameras[cam.name]
         # The stills are full 1088-wide sensor frames like the reference (unlike the 1080-wide
         # cam01/cam02 videos), so focal lengths compare directly, without rescaling.
         assert tuple(cam.image_size) == tuple(ref.image_size), (cam.name, cam.image_size, ref.image_size)
         err = [(f - r) / r * 100.0 for f, r in zip(cam.focal, ref.focal)]
         errors[cam.name] = err
-        print(f"  {cam.name}: {entry['board_frames']}/{entry['frames']} views, intrinsic RMS "
-              f"{entry['intrinsic_rms_px']} px, f = ({cam.focal[0]:.1f}, {cam.focal[1]:.1f}) vs "
+        print(f"  {cam.name}: {entry.board_frames}/{entry.frames} views, intrinsic RMS "
+              f"{entry.intrinsic_rms_px} px, f = ({cam.focal[0]:.1f}, {cam.focal[1]:.1f}) vs "
               f"({ref.focal[0]:.1f}, {ref.focal[1]:.1f}): {err[0]:+.2f} %, {err[1]:+.2f} %; rejected "
-              f"{entry['rejected_frames']['by_reason']}")
+              f"{entry.rejected_frames.by_reason}")
     bad = {n: e for n, e in errors.items() if max(abs(x) for x in e) > 2.0}
     assert not bad, f"focal length off the Qualisys reference by more than 2 %: {bad}"
 

@@ -7,7 +7,7 @@ import pytest
 
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
 from posestudio.calibration.detect import CameraDetections
-from posestudio.calibration.errors import CalibrationFailure
+from posestudio.calibration.errors import CalibrationFailure, CalibrationInputError
 from posestudio.core.alignment import rigid_align
 from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import rotation_angle_deg
@@ -44,11 +44,11 @@ def test_noiseless_detections_recover_the_rig_exactly(truth_rig, studio_board):
     assert err["pp_px"].max() < 0.2
     assert err["centre_mm"].max() < 0.5
     assert err["rot_deg"].max() < 0.01
-    assert res.report["reprojection_rms_px"] < 0.01
+    assert res.report.reprojection_rms_px < 0.01
     for est, true in zip(res.rig, truth_rig):
         np.testing.assert_allclose(est.dist[:2], true.dist[:2], atol=2e-3)
     # the board is a ruler: with exact detections its corners triangulate at the printed size
-    assert res.report["board_size_error"]["mean_abs_mm"] < 0.05
+    assert res.report.board_size_error.mean_abs_mm < 0.05
 
 
 def test_time_offsets_are_estimated_and_keep_the_rig_accurate(truth_rig, studio_board):
@@ -57,7 +57,7 @@ def test_time_offsets_are_estimated_and_keep_the_rig_accurate(truth_rig, studio_
                    offsets_s=offsets_s, noise_px=0.2, seed=3)
     est = calibrate_from_detections(dets, studio_board, CalibrationOptions(sync="estimate"), fps=FPS, progress=None)
     idx = calibrate_from_detections(dets, studio_board, CalibrationOptions(sync="index"), fps=FPS, progress=None)
-    ref = est.report["reference_camera"]
+    ref = est.report.reference_camera
     ref_off = offsets_s[truth_rig.names.index(ref)]
     for cam, true_off in zip(est.rig, offsets_s):
         assert cam.time_offset == pytest.approx(true_off - ref_off, abs=0.0015), cam.name
@@ -66,7 +66,7 @@ def test_time_offsets_are_estimated_and_keep_the_rig_accurate(truth_rig, studio_
     assert e_est["centre_mm"].mean() < 0.6 * e_idx["centre_mm"].mean()
     assert e_est["centre_mm"].max() < 5.0
     assert e_est["rot_deg"].max() < 0.1
-    assert all(v["std_ms"] is None or v["std_ms"] < 1.0 for v in est.report["time_offsets"].values())
+    assert all(v.std_ms is None or v.std_ms < 1.0 for v in est.report.time_offsets.values())
 
 
 def test_same_input_gives_the_same_rig(truth_rig, studio_board):
@@ -90,7 +90,7 @@ def test_origin_frame_puts_the_board_on_the_ground_plane(truth_rig, studio_board
     world = np.c_[corners[:, 0], -corners[:, 1], np.zeros(len(corners))]
     np.testing.assert_allclose(cam.project(world), obs.pixels, atol=0.05)
     assert cam.center[2] > 0  # cameras look at the printed face, which faces +Z
-    with pytest.raises(Exception, match="--origin-frame 100000"):
+    with pytest.raises(CalibrationInputError, match="--origin-frame 100000"):
         calibrate_from_detections(dets, studio_board, CalibrationOptions(origin_frame=100000), fps=FPS,
                                   progress=None)
 
@@ -118,7 +118,7 @@ def test_intrinsics_only_and_fixed_intrinsics(truth_rig, studio_board):
     dets = observe(truth_rig, studio_board, smooth_board_path(0, extent_m=2.0), 120, FPS, noise_px=0.1)
     only = calibrate_from_detections(dets, studio_board, CalibrationOptions(intrinsics_only=True), fps=FPS,
                                      progress=None)
-    assert "board_size_error" not in only.report
+    assert only.report.board_size_error is None and "board_size_error" not in only.report.to_dict()
     for est, true in zip(only.rig, truth_rig):
         assert abs(est.focal[0] / true.focal[0] - 1) < 0.01
     fixed = calibrate_from_detections(dets, studio_board, CalibrationOptions(fixed_intrinsics=truth_rig, sync="index"),
@@ -143,10 +143,10 @@ def test_scene_points_set_the_world_frame(truth_rig, studio_board, tmp_path):
                                     fps=FPS, progress=None)
     for est, true in zip(res.rig, truth_rig):  # no alignment: the rig is in the surveyed frame
         assert np.linalg.norm(est.center - true.center) < 0.005
-    assert res.report["scene_points"]["rms_mm"] < 2.0
+    assert res.report.scene_points.rms_mm < 2.0
     assert "surveyed scene points" in res.rig.metadata["world_frame"]
     bad = tmp_path / "bad.toml"
     bad.write_text(tomli_w.dumps({"point": [{"name": "x", "world": [0, 0, 0], "pixels": {"camX": [1, 2]}}]}))
-    with pytest.raises(ValueError, match="names camera 'camX', which is not in the rig"):
+    with pytest.raises(CalibrationInputError, match="names camera 'camX', which is not in the rig"):
         calibrate_from_detections(dets, studio_board, CalibrationOptions(sync="index", scene_points=bad), fps=FPS,
                                   progress=None)
