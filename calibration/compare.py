@@ -16,6 +16,8 @@ from posestudio.core.arrays import FloatArray
 from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import nearest_rotation, rotation_angle_deg
 
+from .errors import CalibrationInputError
+
 __all__ = ["align_rig_to_truth", "score_against_truth", "match_cameras"]
 
 
@@ -29,12 +31,13 @@ def match_cameras(est: CameraRig, names: list[str]) -> list[int]:
     Returns:
         ``len(names)`` indices into ``est.cameras``.
     Raises:
-        ValueError: when names differ and the camera counts differ too.
+        CalibrationInputError: when names differ and the camera counts differ too.
     """
     if set(names) <= set(est.names):
         return [est.names.index(n) for n in names]
     if len(names) != len(est):
-        raise ValueError(f"cannot pair cameras: rig has {est.names}, wanted {names}")
+        raise CalibrationInputError(f"cannot pair cameras: the rig has {', '.join(est.names)}, wanted "
+                                    f"{', '.join(names)} (by name, or the same number of cameras in order)")
     return list(range(len(names)))
 
 

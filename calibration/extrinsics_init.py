@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
-from posestudio.core.rotations import average_rotations, rotation_angle_deg
+from posestudio.core.rotations import average_rotations, rodrigues_to_matrix, rotation_angle_deg
 
 from .errors import CalibrationFailure
 
@@ -39,10 +38,6 @@ class ExtrinsicInit:
     boards: dict[int, Pose]
     pair_counts: NDArray[np.int64]
     tree_edges: list[tuple[int, int]]
-
-
-def _to_matrix(rvec: FloatArray) -> FloatArray:
-    return cv2.Rodrigues(np.asarray(rvec, float).reshape(3, 1))[0]
 
 
 def robust_relative_pose(rel: list[Pose]) -> Pose:
@@ -75,7 +70,7 @@ def initialise_extrinsics(names: list[str], board_poses: list[dict[int, tuple[Fl
         CalibrationFailure: naming the cameras that cannot be linked and each pair's shared views.
     """
     n = len(names)
-    mats = [{f: (_to_matrix(rv), np.asarray(tv, float)) for f, (rv, tv) in bp.items()} for bp in board_poses]
+    mats = [{f: (rodrigues_to_matrix(rv), np.asarray(tv, float)) for f, (rv, tv) in bp.items()} for bp in board_poses]
     counts = np.zeros((n, n), np.int64)
     for i in range(n):
         for j in range(i + 1, n):

@@ -9,6 +9,7 @@ import numpy as np
 
 from posestudio.core.arrays import FloatArray
 from posestudio.core.camera import Camera
+from posestudio.core.rotations import rodrigues_to_matrix
 
 from .board import BoardSpec
 from .detect import BoardObservation
@@ -139,7 +140,7 @@ def board_poses(cam: Camera, observations: list[BoardObservation], board: BoardS
             rejected.append((obs.frame, "board pose could not be solved"))
             continue
         rvec, tvec = cv2.solvePnPRefineLM(obj, normed.reshape(-1, 1, 2), np.eye(3), None, rvec, tvec)
-        proj = cam.with_pose(cv2.Rodrigues(rvec)[0], tvec.ravel()).project(obj)
+        proj = cam.with_pose(rodrigues_to_matrix(rvec.ravel()), tvec.ravel()).project(obj)
         err = np.sqrt(np.mean(np.sum((proj - obs.pixels) ** 2, axis=1)))
         if not np.isfinite(err) or err > max_rms or tvec[2, 0] <= 0:
             rejected.append((obs.frame, f"board pose reprojects at {err:.1f} px (> {max_rms} px)"))

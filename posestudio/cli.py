@@ -30,6 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_words(parser: argparse.ArgumentParser, tokens: list[str]) -> str:
+    """The subcommand words of a command line (``"rig convert"``), as argparse names them."""
+    words = []
+    for token in tokens:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or token not in subparsers[0].choices:
+            if token.startswith("-"):
+                continue
+            break
+        words.append(token)
+        parser = subparsers[0].choices[token]
+    return " ".join(words)
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one line to print for an error the user can act on, or None when ``exc`` is a bug.
 
@@ -66,19 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    name = f"posestudio {command_words(parser, tokens) or args.command}"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(f"posestudio {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every exception ends here: one line, or a bug report
         message = user_error_message(exc)
         if message is not None:
-            print(f"posestudio {args.command}: error: {message}", file=sys.stderr)
+            print(f"{name}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR
         traceback.print_exc()
-        print(f"posestudio {args.command}: internal error: this is a bug in PoseStudio {__version__}; please "
-              "report it with the command you ran and the traceback above.", file=sys.stderr)
+        print(f"{name}: internal error: this is a bug in PoseStudio {__version__}; please report it with the "
+              "command you ran and the traceback above.", file=sys.stderr)
         return EXIT_BUG
 
 

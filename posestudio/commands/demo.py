@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise InputError(f"--size: expected WIDTHxHEIGHT such as 1920x1080, got {args.size!r}") from None
+    for option, value in (("--cameras", args.cameras), ("--frames", args.frames)):
+        if value < 1:
+            raise InputError(f"{option} must be at least 1, got {value}")
     offsets = _parse_offsets(args.offsets_ms, args.cameras)
     print(f"1/4 rendering a synthetic take: {args.cameras} cameras, {args.frames} frames, {w}x{h} -> {args.out}")
     t0 = time.perf_counter()
@@ -160,7 +163,7 @@ def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig)
               f"{1000 * p_mpjpe(p, body):>9.1f}{100 * coverage(p):>9.1f}"
               f"{bone_length_cv(p, H36M17.bone_indices):>9.3f}")
     rep = result.report
-    print(f"    {rep['frames']} frames in {seconds:.1f} s; triangulated {100 * rep['fraction_triangulated']:.1f} %, "
-          f"interpolated {100 * rep['fraction_gap_filled']:.1f} %, carried along rays "
-          f"{100 * rep['fraction_carried_along_rays']:.1f} %, filled by the prior {100 * rep['fraction_filled_by_prior']:.1f} %")
+    print(f"    {rep.frames} frames in {seconds:.1f} s; triangulated {100 * rep.fraction_triangulated:.1f} %, "
+          f"interpolated {100 * rep.fraction_gap_filled:.1f} %, carried along rays "
+          f"{100 * rep.fraction_carried_along_rays:.1f} %, filled by the prior {100 * rep.fraction_filled_by_prior:.1f} %")
     print(f"wrote {args.out / 'keypoints2d.npz'}, {args.out / 'take' / 'points3d.npz'}, {args.out / 'take' / 'report.json'}")
