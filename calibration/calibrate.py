@@ -374,6 +374,9 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     init = initialise_extrinsics(names, [r.board_poses for r in intr])
     timing.initialisation = round(time.perf_counter() - t, 3)
     frames = sorted(init.boards)
+    if not frames:
+        raise CalibrationFailure("no board pose could be solved in any frame (every view was rejected, see "
+                                 "the cameras' rejected poses): check that the board file matches the printed board")
     say(f"extrinsics: camera graph rooted at {names[init.root]}, {len(frames)} board poses")
 
     # 3. bundle adjustment -------------------------------------------------------------------------

@@ -82,12 +82,25 @@ def calibrate_intrinsics(name: str, observations: list[BoardObservation], board:
         image_size: ``(width, height)``.
         model: ``"pinhole"`` (k1, k2, p1, p2, k3) or ``"fisheye"`` (k1..k4).
     Raises:
-        CalibrationFailure: fewer than ``MIN_INTRINSIC_VIEWS`` usable views.
+        CalibrationFailure: fewer than ``MIN_INTRINSIC_VIEWS`` usable views, or views OpenCV cannot fit.
     """
     if len(observations) < MIN_INTRINSIC_VIEWS:
         raise CalibrationFailure(
             f"camera {name}: the board was accepted in only {len(observations)} frame(s); intrinsic "
             f"calibration needs at least {MIN_INTRINSIC_VIEWS} views at different angles")
+    try:
+        cam, rms, views = _solve(name, observations, board, image_size, model, seed, max_views)
+    except cv2.error as exc:  # OpenCV gives up on views it cannot fit (degenerate, or the wrong lens model)
+        raise CalibrationFailure(f"camera {name}: OpenCV's {model} intrinsic calibration failed on its "
+                                 f"{len(observations)} board views ({exc.err}); record the board at more varied "
+                                 "angles and distances, or check --model") from None
+    poses, rejected = board_poses(cam, observations, board)
+    return IntrinsicsResult(cam, rms, [o.frame for o in views], poses, rejected)
+
+
+def _solve(name: str, observations: list[BoardObservation], board: BoardSpec, image_size: tuple[int, int],
+           model: str, seed: int, max_views: int) -> tuple[Camera, float, list[BoardObservation]]:
+    """OpenCV's intrinsic solve on selected views: ``(camera, RMS px, views used)``."""
     obj_all = board.corner_points()
     views = select_views(observations, image_size, max_views, seed)
     obj = [obj_all[o.ids].astype(np.float32) for o in views]
@@ -117,8 +130,7 @@ def calibrate_intrinsics(name: str, observations: list[BoardObservation], board:
             rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None, flags=cv2.CALIB_FIX_K3,
                                                      criteria=crit)
     cam = Camera(name, image_size, k, np.asarray(dist).ravel()[: (4 if model == "fisheye" else 5)], model=model)
-    poses, rejected = board_poses(cam, observations, board)
-    return IntrinsicsResult(cam, float(rms), [o.frame for o in views], poses, rejected)
+    return cam, float(rms), views
 
 
 def board_poses(cam: Camera, observations: list[BoardObservation], board: BoardSpec,

@@ -54,6 +54,10 @@ class SynthRigOptions:
             raise InputError(f"--frames must be at least 1, got {self.frames}")
         if not self.fps > 0:
             raise InputError(f"--fps must be a positive frame rate, got {self.fps}")
+        if not self.noise >= 0:
+            raise InputError(f"--noise must be zero or more grey levels, got {self.noise}")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"--workers must be at least 1, got {self.workers}")
         if isinstance(self.offsets_s, list) and len(self.offsets_s) != self.cameras:
             raise InputError(f"--offsets-ms has {len(self.offsets_s)} values for {self.cameras} cameras")
 
