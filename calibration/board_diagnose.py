@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.core.arrays import FloatArray
+from posestudio.core.arrays import FloatArray, IntArray
 
 from .board import BoardSpec
 
@@ -56,7 +56,7 @@ class MarkerScan:
 
     family: str
     inverted: bool
-    frames: list[tuple[FloatArray, NDArray[np.int64]]]
+    frames: list[tuple[FloatArray, IntArray]]
 
     @property
     def count(self) -> int:

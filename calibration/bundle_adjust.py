@@ -21,9 +21,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from numpy.typing import NDArray
 
-from posestudio.core.arrays import FloatArray, IntArray
+from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.robust import huber_cost, huber_weights
 
 from .board import BoardSpec
@@ -59,7 +58,7 @@ class Observations:
     def __len__(self) -> int:
         return len(self.camera)
 
-    def subset(self, keep: NDArray[np.bool_]) -> "Observations":
+    def subset(self, keep: BoolArray) -> "Observations":
         """The rows where ``keep`` ``(N,)`` is true."""
         return Observations(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
 
@@ -109,7 +108,7 @@ class RigParameters:
     extrinsics: FloatArray
     poses: FloatArray
     offsets: FloatArray
-    fisheye: NDArray[np.bool_]
+    fisheye: BoolArray
 
     def vector(self) -> FloatArray:
         return np.concatenate([self.intrinsics.ravel(), self.extrinsics.ravel(), self.poses.ravel(), self.offsets])
@@ -196,7 +195,7 @@ class AdjustmentResult:
     huber_px: float = 0.0
 
 
-def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> NDArray[np.bool_]:
+def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> BoolArray:
     c = len(params.intrinsics)
     intr = np.full((c, N_INTRINSICS), opts.refine_intrinsics)
     intr[params.fisheye, 8] = False  # fisheye has 4 coefficients
@@ -216,7 +215,7 @@ class _Evaluator:
     in the values.
     """
 
-    def __init__(self, obs: Observations, params: RigParameters, free: NDArray[np.bool_],
+    def __init__(self, obs: Observations, params: RigParameters, free: BoolArray,
                  with_neighbours: bool) -> None:
         self.obs = obs
         self.n_cams = len(params.intrinsics)
@@ -286,7 +285,7 @@ class _Evaluator:
         return sp.csr_matrix((vals[self._take], self._indices, self._indptr), shape=self._shape)
 
 
-def _ordered_free(free: NDArray[np.bool_], ev: "_Evaluator") -> IntArray:
+def _ordered_free(free: BoolArray, ev: "_Evaluator") -> IntArray:
     """Free parameter columns with the board poses first and camera-level unknowns last.
 
     In that order the normal matrix factorises with fill-in only in the small camera block, so a
@@ -327,7 +326,7 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     return RigParameters(p.intrinsics, p.extrinsics, p.poses + step, p.offsets, p.fisheye)
 
 
-def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: NDArray[np.bool_], opts: AdjustmentOptions
+def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: BoolArray, opts: AdjustmentOptions
                          ) -> tuple[RigParameters, int, bool, sp.csc_matrix, float]:
     """Minimise the Huber cost over the free parameters. Returns params, iterations, converged,
     the final free-parameter normal matrix and the robust residual variance."""

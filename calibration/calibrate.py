@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-from numpy.typing import NDArray
 
 from posestudio.capture.sources import FrameSource, SourceError
-from posestudio.core.arrays import FloatArray
+from posestudio.core.arrays import FloatArray, IntArray
 from posestudio.core.camera import CAMERA_MODELS, Camera
 from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import matrix_to_rodrigues, rodrigues_to_matrix
@@ -292,7 +291,8 @@ def _adjust(dets: list[CameraDetections], board: BoardSpec, intr: list[Intrinsic
 
 
 def _place_world(cams: list[Camera], board_to_world: dict[int, tuple[FloatArray, FloatArray]],
-                 options: CalibrationOptions, names: list[str]) -> tuple[list[Camera], WorldFrame, ScenePointsFit | None]:
+                 options: CalibrationOptions, names: list[str]
+                 ) -> tuple[list[Camera], WorldFrame, ScenePointsFit | None]:
     """The cameras in the world frame the options ask for (see :class:`CalibrationOptions`)."""
     if options.origin_frame is not None:
         if options.origin_frame not in board_to_world:
@@ -439,7 +439,7 @@ def _camera_entry(r: IntrinsicsResult, d: CameraDetections) -> CameraEntry:
                        coverage=coverage_grid(d).tolist())
 
 
-def coverage_grid(d: CameraDetections, cells: tuple[int, int] = (16, 9)) -> NDArray[np.int64]:
+def coverage_grid(d: CameraDetections, cells: tuple[int, int] = (16, 9)) -> IntArray:
     """Detected corners per image cell: ``(rows, cols)`` counts over a ``cols x rows`` grid."""
     gx, gy = cells
     grid = np.zeros((gy, gx), np.int64)

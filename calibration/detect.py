@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.core.arrays import FloatArray
+from posestudio.core.arrays import FloatArray, IntArray
 
 from .board import BoardSpec
 
@@ -30,7 +30,7 @@ class BoardObservation:
     """
 
     frame: int
-    ids: NDArray[np.int64]
+    ids: IntArray
     pixels: FloatArray
 
 
@@ -47,7 +47,7 @@ class FrameDetection:
 
     observation: BoardObservation | None
     reason: str = ""
-    marker_ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    marker_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     inverted: bool = False
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from posestudio.core.arrays import FloatArray
+from posestudio.core.arrays import FloatArray, IntArray
 from posestudio.core.rotations import average_rotations, rodrigues_to_matrix, rotation_angle_deg
 
 from .errors import CalibrationFailure
@@ -36,7 +35,7 @@ class ExtrinsicInit:
     root: int
     cameras: list[Pose]
     boards: dict[int, Pose]
-    pair_counts: NDArray[np.int64]
+    pair_counts: IntArray
     tree_edges: list[tuple[int, int]]
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from posestudio.core.arrays import FloatArray
+from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.projection import normalized_projection, normalized_projection_jacobian
 from posestudio.core.rotations import rodrigues_to_matrix, rotation_derivative_factor, rotation_jacobian_basis
 
@@ -35,7 +34,7 @@ def _rotate_jac(basis: FloatArray, v: FloatArray) -> FloatArray:
     return np.einsum("nk,nkij->nij", v, basis)
 
 
-def distort_with_jacobian(xy: FloatArray, d: FloatArray, fisheye: NDArray[np.bool_]
+def distort_with_jacobian(xy: FloatArray, d: FloatArray, fisheye: BoolArray
                           ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Distort ideal normalised coordinates and differentiate.
 
@@ -97,9 +96,9 @@ class CornerJacobians:
 
 
 def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: FloatArray, offsets: FloatArray,
-                     camera: NDArray[np.int64], pose: NDArray[np.int64], pose_prev: NDArray[np.int64],
-                     pose_next: NDArray[np.int64], corner: FloatArray, observed: FloatArray,
-                     stencil: FloatArray, fisheye: NDArray[np.bool_], with_jacobian: bool = False,
+                     camera: IntArray, pose: IntArray, pose_prev: IntArray,
+                     pose_next: IntArray, corner: FloatArray, observed: FloatArray,
+                     stencil: FloatArray, fisheye: BoolArray, with_jacobian: bool = False,
                      pose_only: bool = False) -> tuple[FloatArray, CornerJacobians | None]:
     """Reprojection residuals of board corners at each camera's exposure time.
 

@@ -15,7 +15,6 @@ from posestudio.core.rig import CameraRig
 
 from .errors import CalibrationInputError
 
-
 #: Board axes -> world axes: x stays, y and z flip, so Z points out of the printed face (up when
 #: the board lies face up on the floor) and the frame stays right-handed.
 BOARD_TO_WORLD_AXES = np.diag([1.0, -1.0, -1.0])
