@@ -43,7 +43,7 @@ from .report import (
     StageTimes,
     TimeOffset,
 )
-from .time_offsets import offset_warnings
+from .time_offsets import DEFAULT_FPS, offset_warnings
 from .world_frame import (
     ScenePointsFit,
     WorldFrame,
@@ -345,7 +345,7 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     """
     options = options or CalibrationOptions()
     options.check()
-    fps = float(fps or 30.0)
+    fps = float(fps or DEFAULT_FPS)
     say = progress or (lambda _m: None)
     timing = StageTimes()
     warnings = _check_detections(dets, board, paths)

@@ -16,7 +16,7 @@ from posestudio.core.rig import CameraRig
 
 from .board import BoardSpec
 from .detect import CameraDetections
-from .time_offsets import align_in_time
+from .time_offsets import align_in_time, offsets_in_frames
 
 
 @dataclass
@@ -73,7 +73,7 @@ def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: 
 
     Frames are paired by index, or, with ``time_aligned``, each camera's corners are first
     resampled at the reference clock using the rig's time offsets
-    (:func:`~.time_offsets.align_in_time`; the rig's ``fps`` metadata, else 30). For every frame, every
+    (:func:`~.time_offsets.align_in_time`, :func:`~.time_offsets.offsets_in_frames`). For every frame, every
     corner seen by at least ``min_views`` cameras is triangulated (DLT); all pairwise distances
     between those corners are compared with the true distances.
 
@@ -82,8 +82,7 @@ def board_size_error(rig: CameraRig, detections: list[CameraDetections], board: 
     """
     pix, frames = stack_detections(rig, detections, board)
     if time_aligned:
-        fps = float(rig.metadata.get("fps", 30.0))
-        pix = align_in_time(pix, frames, np.array([c.time_offset * fps for c in rig.cameras]))
+        pix = align_in_time(pix, frames, offsets_in_frames(rig))
     pts = rig.triangulate(pix, min_views=min_views)  # (F, K, 3)
     truth = board.corner_distances()  # (K, K)
     ok = np.isfinite(pts).all(axis=-1)  # (F, K)

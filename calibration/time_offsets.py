@@ -12,10 +12,11 @@ board pose, one-sided at the ends of a run; per frame, so the velocity is metres
 
 Here is everything about that model: the stencils (:func:`velocity_stencils`), a corner's position
 at a camera's exposure (:func:`exposure_positions`), the offsets' standard deviations from the
-adjustment's normal matrix (:func:`offset_standard_deviations`), corner tracks resampled at the
-offsets (:func:`align_in_time`) and what deserves a warning (:func:`offset_warnings`). The bundle
-adjustment (:mod:`.bundle_adjust`) solves the offsets, :mod:`.projection_jacobian` differentiates
-through them. Units: frames, unless a name ends in ``_s`` or ``_ms``.
+adjustment's normal matrix (:func:`offset_standard_deviations`), a rig's offsets in frames
+(:func:`offsets_in_frames`), corner tracks resampled at the offsets (:func:`align_in_time`) and what
+deserves a warning (:func:`offset_warnings`). The bundle adjustment (:mod:`.bundle_adjust`) solves
+the offsets, :mod:`.projection_jacobian` differentiates through them. Units: frames, unless a name
+ends in ``_s`` or ``_ms``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from posestudio.core.arrays import FloatArray, IntArray
+from posestudio.core.rig import CameraRig
 
 #: Board poses further apart than this (frames) are not used as velocity neighbours.
 MAX_STENCIL_GAP = 2
+#: Frame rate assumed for a rig whose metadata does not say, frames per second.
+DEFAULT_FPS = 30.0
 #: An estimated offset beyond this (frames) is warned about: frames are probably paired wrongly.
 LARGE_OFFSET_FRAMES = 0.5
 #: An offset standard deviation beyond this (frames) is warned about: the board moved too little.
@@ -113,6 +117,12 @@ def offset_standard_deviations(solve: Callable[[FloatArray], FloatArray], column
             unit[k] = 1.0
             std[cam] = float(np.sqrt(max(solve(unit)[k], 0.0) * residual_variance))
     return std
+
+
+def offsets_in_frames(rig: CameraRig) -> FloatArray:
+    """``(C,)`` each camera's time offset in frames (its ``time_offset`` seconds times the rig's ``fps``)."""
+    fps = float(rig.metadata.get("fps", DEFAULT_FPS))
+    return np.array([cam.time_offset * fps for cam in rig.cameras])
 
 
 def align_in_time(pixels: FloatArray, frames: IntArray, offsets: FloatArray) -> FloatArray:
