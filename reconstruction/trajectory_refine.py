@@ -1,4 +1,4 @@
-"""Refine a take's joints as smooth, skeleton-true trajectories that agree with every camera (offline).
+"""Refine a take's joints as smooth, skeleton-true trajectories that agree with every camera.
 
 Triangulation treats each frame and joint on its own; a joint seen by a single camera is known
 only along that camera's ray. Across a take, motion is smooth and bones do not stretch.
@@ -15,11 +15,16 @@ Gauss-Newton (Levenberg-Marquardt) over
 
 The normal equations are sparse (each joint couples to its bones within a frame and to itself two
 frames either side); they are assembled with vectorised numpy and solved with a sparse
-conjugate gradients, so the cost grows linearly with the take's length.
+conjugate gradients. Offline, :func:`refine_in_windows` solves a take in overlapping windows of a
+bounded number of frames, so memory stays that of one window and time grows linearly with the
+take; live, :class:`CausalRefiner` refines each frame as it arrives with a few frames before it.
+Projection and its Jacobian come from :mod:`posestudio.core.projection`, the Cauchy loss from
+:mod:`posestudio.core.robust`.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,29 +32,19 @@ from scipy import sparse
 from scipy.sparse.linalg import LinearOperator, cg, spsolve
 
 from posestudio.core.arrays import BoolArray, FloatArray, IntArray
+from posestudio.core.projection import normalized_projection, to_camera, world_point_jacobian
+from posestudio.core.robust import cauchy_cost, cauchy_weights
 
+from .options import RefineWeights, RefineWindow
 
-@dataclass
-class RefineWeights:
-    """Standard deviations of the terms of :func:`refine_trajectories`.
-
-    Attributes:
-        reprojection_px: 2D residual, pixels (detector noise).
-        robust_px: residuals beyond about this (pixels) are down-weighted (Cauchy).
-        bone_m: bone length, metres.
-        acceleration_m: second difference of a joint's track at 30 fps, metres per frame squared
-            (scaled to other frame rates; 0.01 m at 30 fps is 9 m/s^2).
-        robust_acceleration: accelerations beyond this many ``acceleration_m`` are down-weighted
-            (Cauchy), so a kick or a dash is followed rather than smoothed away.
-        model_m: distance from the starting estimate, metres.
-    """
-
-    reprojection_px: float = 4.0
-    robust_px: float = 8.0
-    bone_m: float = 0.01
-    acceleration_m: float = 0.01
-    robust_acceleration: float = 3.0
-    model_m: float = 0.20
+__all__ = [
+    "CausalRefiner",
+    "RefineWeights",
+    "RefineWindow",
+    "refine_causal",
+    "refine_in_windows",
+    "refine_trajectories",
+]
 
 
 @dataclass
@@ -162,9 +157,9 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
 
     def evaluate(x: FloatArray, with_jacobian: bool):
         """Residual blocks (and their Jacobian entries), each in units of its standard deviation."""
-        q = np.einsum("nij,nj->ni", rc[t.obs_c], x[t.obs_v]) + tc[t.obs_c]
-        z = np.where(q[:, 2] > 1e-6, q[:, 2], 1e-6)
-        r_obs = (q[:, :2] / z[:, None] - t.obs_xy) * s_obs[:, None]                        # (O, 2)
+        q = to_camera(rc[t.obs_c], tc[t.obs_c], x[t.obs_v])                                  # (O, 3)
+        xy, _ = normalized_projection(q)
+        r_obs = (xy - t.obs_xy) * s_obs[:, None]                                               # (O, 2)
         pa, pb = _gather(x, t.bone_a, t.fixed_a), _gather(x, t.bone_b, t.fixed_b)
         d = pa - pb
         n = np.maximum(np.linalg.norm(d, axis=-1), 1e-9)
@@ -175,23 +170,16 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         res = (r_obs, r_bone, r_acc, r_model)
         if not with_jacobian:
             return res
-        dproj = np.zeros((q.shape[0], 2, 3))
-        dproj[:, 0, 0] = dproj[:, 1, 1] = 1.0 / z
-        dproj[:, 0, 2] = -q[:, 0] / z**2
-        dproj[:, 1, 2] = -q[:, 1] / z**2
-        j_obs = np.einsum("oab,obc->oac", dproj, rc[t.obs_c]) * s_obs[:, None, None]         # (O, 2, 3)
+        j_obs = world_point_jacobian(rc[t.obs_c], q) * s_obs[:, None, None]                   # (O, 2, 3)
         j_bone = d / n[:, None] / w.bone_m                                                    # (K, 3) for a; -for b
         return res, j_obs, j_bone
 
     robust_acc = w.robust_acceleration
 
-    def cauchy(e: FloatArray, scale: float) -> FloatArray:
-        return scale**2 * np.log1p(e / scale**2)
-
     def cost(res) -> float:
         r_obs, r_bone, r_acc, r_model = res
-        return float(cauchy((r_obs**2).sum(-1), robust).sum() + (r_bone**2).sum()
-                     + cauchy((r_acc**2).sum(-1), robust_acc).sum() + (r_model**2).sum())
+        return float(cauchy_cost((r_obs**2).sum(-1), robust).sum() + (r_bone**2).sum()
+                     + cauchy_cost((r_acc**2).sum(-1), robust_acc).sum() + (r_model**2).sum())
 
     def diagonal_blocks(vi: IntArray, vk: IntArray, coef: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
         """Entries ``(rows, cols, values)`` of ``coef * I3`` at variable blocks (vi, vk) where both are variables."""
@@ -218,7 +206,7 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
         g = np.zeros((n_var, 3))
         entries = [model_entries]                  # (rows, cols, values) of the normal matrix
         # observations, Cauchy IRLS weight each
-        wt = 1.0 / (1.0 + (r_obs**2).sum(-1) / robust**2)                                  # (O,)
+        wt = cauchy_weights((r_obs**2).sum(-1), robust)                                    # (O,)
         np.add.at(g, t.obs_v, wt[:, None] * np.einsum("oab,oa->ob", j_obs, r_obs))
         entries.append(full_blocks(t.obs_v, t.obs_v, wt[:, None, None] * np.einsum("oai,oaj->oij", j_obs, j_obs)))
         # bones: residual r = |a - b| - L; dr/da = u, dr/db = -u
@@ -229,7 +217,7 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
             for vb, sb in ((t.bone_a, 1.0), (t.bone_b, -1.0)):
                 entries.append(full_blocks(va, vb, sa * sb * jb_outer))
         # acceleration, Cauchy IRLS weight per (joint, frame)
-        wa = 1.0 / (1.0 + (r_acc**2).sum(-1) / robust_acc**2)                             # (T,)
+        wa = cauchy_weights((r_acc**2).sum(-1), robust_acc)                               # (T,)
         for i in range(3):
             ok = t.acc_idx[:, i] >= 0
             np.add.at(g, t.acc_idx[ok, i], acc_coef[i] * s_acc * wa[ok, None] * r_acc[ok])
@@ -258,38 +246,123 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
     return out
 
 
+#: Frames of final output held fixed at the start of a window: with them the acceleration term
+#: carries position and velocity across the seam.
+HELD_FRAMES = 2
+
+
+def refine_in_windows(points: FloatArray, free: BoolArray, fps: float, bones: IntArray, bone_lengths: FloatArray,
+                      cam_rotation: FloatArray, cam_translation: FloatArray, focal_px: FloatArray,
+                      observed: FloatArray, usable: BoolArray, weights: RefineWeights | None = None,
+                      window: RefineWindow | None = None, iterations: int = 8) -> FloatArray:
+    """:func:`refine_trajectories` over a take of any length, in overlapping windows.
+
+    Each window solves at most ``window.frames`` frames: the two frames before it, already final,
+    held fixed; the frames it keeps; and ``window.overlap_frames`` more after them, solved for
+    their look-ahead and solved again by the next window. Memory is that of one window, time
+    grows linearly with the take. A take no longer than one window is solved at once, exactly as
+    :func:`refine_trajectories` does. A loop over windows; each window is vectorised.
+
+    Args:
+        window: :class:`~posestudio.reconstruction.options.RefineWindow` (its ``frames`` and
+            ``overlap_frames``).
+        Other arguments and the return value: as :func:`refine_trajectories`.
+    """
+    win = window or RefineWindow()
+    if win.frames < win.overlap_frames + HELD_FRAMES + 1:
+        raise ValueError(f"a refinement window of {win.frames} frames cannot overlap the next by "
+                         f"{win.overlap_frames} frames (needs at least {win.overlap_frames + HELD_FRAMES + 1})")
+    out = np.array(points, dtype=np.float64, copy=True)
+    n_frames = out.shape[0]
+    done = 0                                                     # frames [0, done) are final
+    while done < n_frames:
+        start = max(0, done - HELD_FRAMES)
+        end = min(n_frames, start + win.frames)
+        keep = n_frames if end == n_frames else end - win.overlap_frames
+        block_free = free[start:end].copy()
+        block_free[:done - start] = False
+        solved = refine_trajectories(out[start:end], block_free, fps, bones, bone_lengths, cam_rotation,
+                                     cam_translation, focal_px, observed[:, start:end], usable[:, start:end],
+                                     weights, iterations)
+        out[done:keep] = solved[done - start:keep - start]
+        done = keep
+    return out
+
+
+class CausalRefiner:
+    """Live counterpart of :func:`refine_trajectories`: each frame refined as it arrives.
+
+    For each new frame, the ``window`` frames before it and the frame itself are refined together
+    with the two outputs before those held fixed (they carry the motion's velocity into the
+    acceleration term); only the new frame is output, so nothing waits for the future (no latency
+    beyond the frame's own computation). The state is a fixed number of frames: the cost of a
+    frame does not grow with the take.
+
+    Args:
+        fps: frame rate, Hz; bones: ``(B, 2)`` joint indices.
+        cam_rotation: ``(C, 3, 3)``; cam_translation: ``(C, 3)`` metres; focal_px: ``(C,)`` pixels.
+        weights: :class:`RefineWeights`; window: frames before the new one re-estimated with it;
+        iterations: Levenberg-Marquardt iterations per frame.
+    """
+
+    def __init__(self, fps: float, bones: IntArray, cam_rotation: FloatArray, cam_translation: FloatArray,
+                 focal_px: FloatArray, weights: RefineWeights | None = None, window: int = 4,
+                 iterations: int = 4) -> None:
+        self.fps, self.bones, self.weights = fps, bones, weights
+        self.cameras = (cam_rotation, cam_translation, focal_px)
+        self.window, self.iterations = window, iterations
+        self._inputs: deque[FloatArray] = deque(maxlen=window)                  # (J, 3) estimates
+        self._outputs: deque[FloatArray] = deque(maxlen=window + HELD_FRAMES)   # (J, 3) refined
+        self._observed: deque[FloatArray] = deque(maxlen=window + HELD_FRAMES + 1)   # (C, J, 2)
+        self._usable: deque[BoolArray] = deque(maxlen=window + HELD_FRAMES + 1)      # (C, J)
+
+    def step(self, point: FloatArray, observed: FloatArray, usable: BoolArray, bone_lengths: FloatArray) -> FloatArray:
+        """Refine the next frame.
+
+        Args:
+            point: ``(J, 3)`` its estimate (triangulated or filled), metres, NaN where none.
+            observed: ``(C, J, 2)`` undistorted normalised image coordinates; usable: ``(C, J)``.
+            bone_lengths: ``(B,)`` metres, the lengths known at this frame.
+        Returns:
+            ``(J, 3)`` the refined frame (NaN where ``point`` is NaN).
+        """
+        self._observed.append(np.asarray(observed, dtype=np.float64))
+        self._usable.append(np.asarray(usable, dtype=bool))
+        n_prev = len(self._inputs)
+        n_held = len(self._outputs) - n_prev
+        outputs = list(self._outputs)
+        earlier = [np.where(np.isfinite(o), o, i) for o, i in zip(outputs[n_held:], self._inputs)]
+        block = np.stack(outputs[:n_held] + earlier + [np.asarray(point, dtype=np.float64)])
+        free = np.zeros(block.shape[:2], bool)
+        free[n_held:] = np.isfinite(block[n_held:]).all(-1)
+        span = n_held + n_prev + 1
+        solved = refine_trajectories(block, free, self.fps, self.bones, bone_lengths, *self.cameras,
+                                     np.stack(list(self._observed)[-span:], axis=1),
+                                     np.stack(list(self._usable)[-span:], axis=1), self.weights, self.iterations)
+        self._inputs.append(block[-1])
+        self._outputs.append(solved[-1])
+        return solved[-1]
+
+
 def refine_causal(points: FloatArray, fps: float, bones: IntArray, bone_lengths: FloatArray,
                   cam_rotation: FloatArray, cam_translation: FloatArray, focal_px: FloatArray,
                   observed: FloatArray, usable: BoolArray, weights: RefineWeights | None = None,
                   window: int = 4, iterations: int = 4) -> FloatArray:
-    """Live counterpart of :func:`refine_trajectories`: each frame refined as it arrives.
-
-    For frame ``f``, the last ``window`` frames and ``f`` are refined together with the two
-    outputs before them held fixed (they carry the motion's velocity into the acceleration term);
-    only frame ``f`` is output, so nothing waits for the future (no latency beyond the frame's own
-    computation, a few milliseconds). A Python loop over frames is inherent to a causal filter;
-    each step is vectorised over joints and cameras.
+    """:class:`CausalRefiner` over a whole take, frame by frame (a causal filter's loop over frames).
 
     Args:
         points: ``(F, J, 3)`` the per-frame estimates (triangulated or filled), metres, NaN where none.
         bone_lengths: ``(B,)`` or causal ``(F, B)`` metres.
-        window: frames before ``f`` re-estimated with it.
+        window: frames before each frame re-estimated with it.
         Other arguments: as :func:`refine_trajectories`.
     Returns:
-        ``(F, J, 3)`` refined joints (NaN where ``points`` is NaN).
+        ``(F, J, 3)`` refined joints (NaN where ``points`` is NaN); frame ``f`` depends on frames
+        ``0..f`` only.
     """
     pts = np.asarray(points, dtype=np.float64)
     lengths = np.broadcast_to(np.asarray(bone_lengths, dtype=np.float64), (pts.shape[0], len(bones)))
-    out = np.full(pts.shape, np.nan)
+    refiner = CausalRefiner(fps, bones, cam_rotation, cam_translation, focal_px, weights, window, iterations)
+    out = np.empty_like(pts)
     for f in range(pts.shape[0]):
-        first = max(0, f - window)
-        held = max(0, first - 2)
-        block = np.concatenate([out[held:first], pts[first:f + 1]])
-        earlier = out[first:f]                                   # this filter's own earlier outputs
-        block[first - held:first - held + len(earlier)] = np.where(np.isfinite(earlier), earlier, pts[first:f])
-        free = np.zeros(block.shape[:2], bool)
-        free[first - held:] = np.isfinite(block[first - held:]).all(-1)
-        solved = refine_trajectories(block, free, fps, bones, lengths[f], cam_rotation, cam_translation, focal_px,
-                                     observed[:, held:f + 1], usable[:, held:f + 1], weights, iterations)
-        out[f] = solved[-1]
+        out[f] = refiner.step(pts[f], observed[:, f], usable[:, f], lengths[f])
     return out

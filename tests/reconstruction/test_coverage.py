@@ -29,13 +29,13 @@ def test_single_camera_frames_are_filled_and_labelled(walk_out) -> None:
     seen_by = np.isfinite(views.keypoints[..., 0]).sum(axis=0)
     assert (seen_by[-30:] <= 1).mean() > 0.9                          # the take's end: one camera at most
     rep = with_prior.report
-    assert rep["fraction_triangulated"] < 0.7
-    assert rep["fraction_reconstructed"] > rep["fraction_triangulated"] + 0.25
-    assert rep["fraction_reconstructed"] > without.report["fraction_reconstructed"] + 0.1
-    assert rep["fraction_carried_along_rays"] > 0.05 and rep["fraction_filled_by_prior"] > 0.05
+    assert rep.fraction_triangulated < 0.7
+    assert rep.fraction_reconstructed > rep.fraction_triangulated + 0.25
+    assert rep.fraction_reconstructed > without.report.fraction_reconstructed + 0.1
+    assert rep.fraction_carried_along_rays > 0.05 and rep.fraction_filled_by_prior > 0.05
     conf = with_prior.points.confidence
     added = np.isclose(conf, CARRIED_CONFIDENCE) | np.isclose(conf, PRIOR_CONFIDENCE)
-    assert added.sum() == round((rep["fraction_carried_along_rays"] + rep["fraction_filled_by_prior"]) * conf.size)
+    assert added.sum() == round((rep.fraction_carried_along_rays + rep.fraction_filled_by_prior) * conf.size)
 
 
 def test_filled_joints_are_decimetre_accurate_not_guesses(walk_out) -> None:

@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from posestudio.core.bvh import read_bvh
 from posestudio.core.keypoints_file import Keypoints2D, read_points3d, write_keypoints2d
 from posestudio.core.pose_metrics import mpjpe_absolute
+from posestudio.models.datasets.bandai import bandai_to_h36m17
 from posestudio.models.keypoints import COCO17, H36M17
+from posestudio.reconstruction.pipeline import ReconstructionOptions, reconstruct
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
+from posestudio.synthetic.body_motion import walking_body
 
 from ..calibration.conftest import SHARED_DATA
 
@@ -27,40 +31,40 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _motion() -> np.ndarray:
-    """(F, 17, 3) metres: real motion capture when available, else a rigid body walking a circle."""
-    clips = sorted(WALK.glob("*walk*.bvh")) if WALK.is_dir() else []
-    if clips:
-        from posestudio.core.bvh import read_bvh
-        from posestudio.models.datasets.bandai import bandai_to_h36m17
+    """(F, 17, 3) metres: the synthetic walker crossing the capture volume (4 s at 30 fps)."""
+    return walking_body(120, start=(-0.9, -0.35), speed_m_s=0.5, heading_deg=20)
 
-        motion = bandai_to_h36m17(read_bvh(clips[0]))
-        # the middle 3 s, centred in the capture volume (a walk crosses a studio in about 4 s)
-        mid = len(motion) // 2
-        motion = motion[max(mid - 45, 0):mid + 45]
-        return motion - np.r_[motion[:, 0, :2].mean(axis=0), 0.0]
-    t = np.arange(240) / 30.0
-    body = np.random.default_rng(0).uniform([-0.25, -0.15, -0.9], [0.25, 0.15, 0.8], (17, 3)) + [0, 0, 0.95]
-    return body[None] + np.stack([np.cos(t), np.sin(t), 0 * t], axis=-1)[:, None]
+
+def _mocap_walk() -> np.ndarray:
+    """(90, 17, 3) metres: the middle 3 s of a motion-capture walk, centred in the capture volume."""
+    motion = bandai_to_h36m17(read_bvh(sorted(WALK.glob("*walk*.bvh"))[0]))
+    mid = len(motion) // 2
+    motion = motion[max(mid - 45, 0):mid + 45]
+    return motion - np.r_[motion[:, 0, :2].mean(axis=0), 0.0]
+
+
+def _write_take(out: Path, truth: np.ndarray):
+    rig = make_studio_rig(4, (1920, 1080), seed=3)
+    rig.save(out / "rig.toml")
+    views = simulate_detections(rig, truth, DetectorErrors(noise_px=3.0, outlier_rate=0.10, occlusion_rate=0.08))
+    write_keypoints2d(out / "k.npz", Keypoints2D(views.keypoints, rig.names, list(H36M17.joints), 30.0))
+    return rig, views
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     out = tmp_path_factory.mktemp("recon")
-    rig = make_studio_rig(4, (1920, 1080), seed=3)
-    rig.save(out / "rig.toml")
     truth = _motion()
-    views = simulate_detections(rig, truth, DetectorErrors(noise_px=3.0, outlier_rate=0.10, occlusion_rate=0.08))
-    write_keypoints2d(out / "k.npz", Keypoints2D(views.keypoints, rig.names, list(H36M17.joints), 30.0))
+    rig, views = _write_take(out, truth)
     return out, rig, truth, views
 
 
-def test_reconstruct_command_recovers_the_motion(studio):
-    out, rig, truth, _ = studio
+def _command_recovers(out: Path, rig, truth: np.ndarray) -> None:
     proc = run("reconstruct", "--calibration", str(out / "rig.toml"), "--keypoints2d", str(out / "k.npz"),
                "--out", str(out / "res"))
     assert proc.returncode == 0, proc.stderr
     pts = read_points3d(out / "res" / "points3d.npz")
-    report = json.loads((out / "res" / "report.json").read_text())
+    report = json.loads((out / "res" / "report.json").read_text())       # the file, as a user reads it
     assert pts.points3d.shape == truth.shape and pts.joint_names == list(H36M17.joints)
     err_mm = mpjpe_absolute(pts.points3d, truth) * 1000
     print("MPJPE (absolute) mm", err_mm, "coverage", report["fraction_reconstructed"])
@@ -71,27 +75,36 @@ def test_reconstruct_command_recovers_the_motion(studio):
     assert 0 <= pts.confidence.min() and pts.confidence.max() <= 1
 
 
+def test_reconstruct_command_recovers_the_motion(studio):
+    out, rig, truth, _ = studio
+    _command_recovers(out, rig, truth)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not sorted(WALK.glob("*walk*.bvh")), reason=f"motion capture absent ({WALK})")
+def test_reconstruct_command_recovers_captured_motion(tmp_path):
+    truth = _mocap_walk()
+    rig, _ = _write_take(tmp_path, truth)
+    _command_recovers(tmp_path, rig, truth)
+
+
 def test_live_mode_is_causal(studio):
     out, rig, truth, views = studio
-    from posestudio.reconstruction.pipeline import ReconstructionOptions, reconstruct
-
     kp = Keypoints2D(views.keypoints, rig.names, list(H36M17.joints), 30.0)
     full = reconstruct(rig, kp, ReconstructionOptions(live=True)).points.points3d
-    half = reconstruct(rig, Keypoints2D(views.keypoints[:, :120], rig.names, list(H36M17.joints), 30.0),
+    half = reconstruct(rig, Keypoints2D(views.keypoints[:, :60], rig.names, list(H36M17.joints), 30.0),
                        ReconstructionOptions(live=True)).points.points3d
-    np.testing.assert_allclose(full[:120], half, atol=1e-12)  # frame t never sees frames after t
+    np.testing.assert_allclose(full[:60], half, atol=1e-12)  # frame t never sees frames after t
 
 
 def test_coco_keypoints_map_into_the_body_layout(studio):
     out, rig, truth, views = studio
-    from posestudio.reconstruction.pipeline import reconstruct
-
     coco = np.full(views.keypoints.shape[:2] + (17, 3), np.nan)
     coco[..., COCO17.index("left_hip"), :] = views.keypoints[..., H36M17.index("l_hip"), :]
     coco[..., COCO17.index("right_hip"), :] = views.keypoints[..., H36M17.index("r_hip"), :]
     res = reconstruct(rig, Keypoints2D(coco, rig.names, list(COCO17.joints), 30.0))
     pelvis = res.points.points3d[:, H36M17.index("pelvis")]
-    assert res.report["input_layout"] == "coco17"
+    assert res.report.input_layout == "coco17"
     mid_hips = 0.5 * (truth[:, H36M17.index("l_hip")] + truth[:, H36M17.index("r_hip")])
     assert np.nanmedian(np.linalg.norm(pelvis - mid_hips, axis=-1)) < 0.02
 

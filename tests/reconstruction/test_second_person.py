@@ -37,7 +37,7 @@ def test_cameras_that_follow_a_bystander_are_left_out(two_people, wrong, live) -
     result = reconstruct(rig, Keypoints2D(kp, rig.names, list(H36M17.joints), 30.0), ReconstructionOptions(live=live))
     pts = result.points.points3d
     assert mpjpe_absolute(pts[SWAP], performer[SWAP]) < (0.01 if not live else 0.02)
-    excluded = result.report["frames_excluded_per_camera_as_another_person"]
+    excluded = result.report.frames_excluded_per_camera_as_another_person
     for c, name in enumerate(rig.names):
         if c in wrong:
             assert excluded[name] >= 0.7 * 50, excluded

@@ -1,0 +1,167 @@
+"""The offline path: a whole take at once, with look-ahead, in memory bounded by a window.
+
+Triangulation, the identity check, the prior and the report run over chunks of frames (each frame's
+result does not depend on the chunk it is in); smoothing, carrying along rays and the anchors keep
+whole-take arrays of a few numbers per frame and joint; the refinement solves overlapping windows
+(:func:`~.trajectory_refine.refine_in_windows`). So peak memory is that of a window plus a few
+compact arrays per frame, and time grows linearly with the take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.keypoints_file import Points3D
+from posestudio.core.rig import CameraRig
+from posestudio.core.skeleton import bone_length_per_joint
+from posestudio.models.factorization.prior import FactorizationPrior
+from posestudio.models.keypoints import H36M17
+
+from .anchors import torso_anchors
+from .filters import butterworth_zero_phase
+from .options import ReconstructionOptions
+from .plausibility import implausible_joints, reference_bone_lengths
+from .prior_fill import fill_with_prior
+from .ray_carry import propagate_along_rays
+from .report import ReconstructionResult, ReportTally
+from .stages import TORSO, Detections, IdentityTracker, joint_confidence
+from .trajectory_refine import refine_in_windows
+from .triangulation import triangulate_robust
+
+#: Frames per chunk of the stages that work frame by frame (triangulation, prior, report).
+CHUNK_FRAMES = 1024
+
+
+def _chunks(n: int, size: int = CHUNK_FRAMES) -> list[slice]:
+    return [slice(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def _triangulate(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions
+                 ) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
+    """Triangulation chunk by chunk, cameras following another person left out.
+
+    Returns:
+        ``(keypoints, points (F, 17, 3), inliers (C, F, 17), excluded (C, F))``: the keypoints
+        with excluded views NaN (a copy only where something was excluded).
+    """
+    n_c, n_f, n_j, _ = keypoints.shape
+    points = np.empty((n_f, n_j, 3))
+    inliers = np.empty((n_c, n_f, n_j), bool)
+    excluded = np.zeros((n_c, n_f), bool)
+    tracker = IdentityTracker(rig, fps, opts.triangulation, opts.identity)
+    kp = keypoints
+    for part in _chunks(n_f):
+        tri = triangulate_robust(rig, kp[:, part], opts.triangulation)
+        cleaned, out = tracker.update(kp[:, part], tri.points)
+        if out.any():                             # triangulated again without the cameras left out
+            if kp is keypoints:
+                kp = keypoints.copy()
+            kp[:, part] = cleaned
+            redo = out.any(axis=0)
+            again = triangulate_robust(rig, cleaned[:, redo], opts.triangulation)
+            tri.points[redo], tri.inliers[:, redo] = again.points, again.inliers
+            excluded[:, part] = out
+        points[part], inliers[:, part] = tri.points, tri.inliers
+    return kp, points, inliers, excluded
+
+
+def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_lengths: FloatArray,
+                  prior: FactorizationPrior | None, fps: float, opts: ReconstructionOptions
+                  ) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Complete joints two cameras could not give: along single-camera rays, then by the prior.
+
+    Args:
+        points: ``(F, 17, 3)`` metres, NaN where missing; det: the 2D.
+        bone_lengths: ``(B,)`` the performer's, metres; prior: the factorization prior or None.
+    Returns:
+        ``(points, carried (F, 17), by_prior (F, 17))``.
+    """
+    none = np.zeros(points.shape[:2], bool)
+    if np.isfinite(points).all():
+        return points, none, none
+    a = opts.anchors
+    anchor_args = {"velocity_frames": a.velocity_frames, "base_sigma_m": a.base_sigma_m,
+                   "growth_m_per_s": a.growth_m_per_s, "max_gap_s": a.max_gap_s}
+    root = H36M17.index("pelvis")
+    anchors, _ = torso_anchors(points, fps, [root], **anchor_args)
+    track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
+    per_joint = bone_length_per_joint(bone_lengths, H36M17.bone_indices, H36M17.n_joints)
+    points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
+                                           rig.centers, rig.ray_directions(det.xy), det.usable, track,
+                                           max_frames=round(opts.max_carry_s * fps), gate_m=opts.carry_gate_m)
+    by_prior = none
+    missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))                          # frames to fill
+    if prior is not None and missing.size:
+        # what neither interpolation nor the rays could give (joints no camera sees, bodies seen by
+        # one camera far from any reconstructed frame): the canonical shape, only in the frames
+        # that need it, a chunk at a time (each frame is filled on its own)
+        anchors, sigma = torso_anchors(points, fps, TORSO, **anchor_args)
+        f = opts.prior_fill
+        by_prior = none.copy()
+        points = points.copy()
+        for part in _chunks(missing.size):
+            rows = missing[part]
+            filled, mask = fill_with_prior(prior, points[rows], det.keypoints[:, rows], rig, min_known=f.min_known,
+                                           min_confidence=f.min_confidence, min_view_joints=f.min_view_joints,
+                                           bone_lengths=bone_lengths, anchors=anchors[rows],
+                                           anchor_sigma=sigma[rows], max_view_fit_px=f.max_view_fit_px)
+            points[rows], by_prior[rows] = filled, mask
+    return points, carried, by_prior
+
+
+def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, Any]:
+    """The report's ``smoothing`` for the offline path."""
+    out: dict[str, Any] = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
+                           "gaps_filled_up_to_frames": round(opts.max_gap_s * fps)}
+    if opts.refine:
+        out["refined"] = asdict(opts.refine_weights)
+    return out
+
+
+def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions,
+                        prior: FactorizationPrior | None, input_layout: str) -> ReconstructionResult:
+    """Reconstruct a whole take with look-ahead: zero-phase smoothing, gap filling, carrying along
+    rays both ways, the prior, and the refinement in windows.
+
+    Args:
+        rig: the cameras, in the keypoints' order.
+        keypoints: ``(C, F, 17, 3)`` H36M17 keypoints, pixels and confidence (not modified).
+        fps: frame rate, Hz; opts: the settings; prior: the factorization prior or None.
+        input_layout: the name of the keypoints' own layout (for the report).
+    Returns:
+        :class:`~.report.ReconstructionResult`.
+    """
+    bones = H36M17.bone_indices
+    kp, raw, inliers, excluded = _triangulate(rig, keypoints, fps, opts)
+    n_views = inliers.sum(axis=0)
+    reference = reference_bone_lengths(raw, bones, n_views >= 3)
+    dropped = implausible_joints(raw, bones, n_views == 2, reference)
+    raw[dropped] = np.nan
+    triangulated = np.isfinite(raw).all(axis=-1)
+    det = Detections.of(rig, kp, inliers, triangulated, opts.triangulation.min_confidence)
+    max_gap = round(opts.max_gap_s * fps)
+    points, interpolated = butterworth_zero_phase(raw, fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
+    completed, carried, by_prior = _fill_missing(points, det, rig, reference, prior, fps, opts)
+    added = carried | by_prior
+    if added.any():  # smooth what was added together with what it joins
+        smoothed = butterworth_zero_phase(completed, fps, opts.cutoff_hz, max_gap_frames=max_gap)
+        points = np.where(added[..., None], smoothed, points)
+    if opts.refine:
+        points = refine_in_windows(points, np.isfinite(points).all(-1), fps, bones, reference, rig.rotations,
+                                   rig.translations, rig.focal_x, det.xy, det.refine_views, opts.refine_weights,
+                                   opts.refine_window)
+    confidence = np.empty(points.shape[:2])
+    tally = ReportTally(rig)
+    for part in _chunks(points.shape[0]):
+        confidence[part] = joint_confidence(inliers[:, part], kp[:, part, :, 2], points[part],
+                                            interpolated[part], carried[part], by_prior[part])
+        tally.add(points[part], kp[:, part], inliers[:, part], triangulated[part], interpolated[part],
+                  carried[part], by_prior[part], dropped[part], excluded[:, part])
+    report = tally.report(fps, input_layout, False, opts.prior, smoothing_description(opts, fps),
+                          {"min_confidence": opts.triangulation.min_confidence,
+                           "threshold_px": opts.triangulation.threshold_px})
+    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), fps), report)

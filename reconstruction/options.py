@@ -1,0 +1,145 @@
+"""Every setting of a reconstruction, in one tree: :class:`ReconstructionOptions`.
+
+``posestudio reconstruct`` reads its command-line defaults from these dataclasses, so a default is
+written once. This module imports nothing heavy (no scipy, no torch), so building the command line
+stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .identity import IdentityOptions
+from .triangulation import TriangulationOptions
+
+
+@dataclass
+class RefineWeights:
+    """Standard deviations of the terms of the trajectory refinement
+    (:func:`~posestudio.reconstruction.trajectory_refine.refine_trajectories`).
+
+    Attributes:
+        reprojection_px: 2D residual, pixels (detector noise).
+        robust_px: residuals beyond about this (pixels) are down-weighted (Cauchy).
+        bone_m: bone length, metres.
+        acceleration_m: second difference of a joint's track at 30 fps, metres per frame squared
+            (scaled to other frame rates; 0.01 m at 30 fps is 9 m/s^2).
+        robust_acceleration: accelerations beyond this many ``acceleration_m`` are down-weighted
+            (Cauchy), so a kick or a dash is followed rather than smoothed away.
+        model_m: distance from the starting estimate, metres.
+    """
+
+    reprojection_px: float = 4.0
+    robust_px: float = 8.0
+    bone_m: float = 0.01
+    acceleration_m: float = 0.01
+    robust_acceleration: float = 3.0
+    model_m: float = 0.20
+
+
+@dataclass
+class RefineWindow:
+    """How much of the take the refinement solves at once.
+
+    Attributes:
+        frames: offline, the take is refined in windows of at most this many frames, so memory
+            and time per window are bounded whatever the take's length and frame rate.
+        overlap_frames: offline, each window solves this many frames past the part it keeps (the
+            look-ahead that part needs); the next window starts with the last two kept frames
+            held fixed (they carry position and velocity across the seam).
+        live_frames: live, each frame is refined together with this many frames before it.
+    """
+
+    frames: int = 600
+    overlap_frames: int = 60
+    live_frames: int = 4
+
+
+@dataclass
+class AnchorOptions:
+    """Torso anchors across gaps (:func:`~posestudio.reconstruction.anchors.torso_anchors`).
+
+    Attributes:
+        velocity_frames: the torso's velocity is its mean over this many frames next to the gap.
+        base_sigma_m: uncertainty of an anchor next to a sighting, metres.
+        growth_m_per_s: uncertainty added per second away from the nearest sighting, metres.
+        max_gap_s: no anchor farther than this from a sighting, seconds.
+    """
+
+    velocity_frames: int = 8
+    base_sigma_m: float = 0.03
+    growth_m_per_s: float = 0.4
+    max_gap_s: float = 1.5
+
+
+@dataclass
+class PriorFillOptions:
+    """How the factorization prior fills joints
+    (:func:`~posestudio.reconstruction.prior_fill.fill_with_prior`).
+
+    Attributes:
+        min_known: frames with at least this many reconstructed joints get the prior's shape by
+            similarity alignment to them.
+        min_confidence: 2D joints below this confidence are not shown to the network.
+        min_view_joints: a camera's view is read when it has at least this many joints.
+        max_view_fit_px: offline, a body placed by its views (model-based PnP) is kept only below
+            this robust RMS reprojection error, pixels. Live never places bodies by their views.
+    """
+
+    min_known: int = 4
+    min_confidence: float = 0.3
+    min_view_joints: int = 6
+    max_view_fit_px: float = 15.0
+
+
+def _shipped_prior() -> Path:
+    # imported when options are made, not when this module is: the checkpoint module imports torch,
+    # which would slow down every `posestudio` command line (commands read defaults from here)
+    from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT
+
+    return DEFAULT_CHECKPOINT
+
+
+@dataclass
+class ReconstructionOptions:
+    """Settings of a reconstruction, every stage's.
+
+    Attributes:
+        live: causal path (each frame from earlier frames only) instead of the whole take at once.
+        triangulation: robust triangulation settings.
+        identity: cameras following a bystander (:class:`~posestudio.reconstruction.identity.IdentityOptions`).
+        max_gap_s: offline, gaps up to this long (seconds) are filled by interpolation.
+        cutoff_hz: offline Butterworth cut-off, Hz.
+        one_euro_min_cutoff, one_euro_beta: live filter without refinement (Hz, Hz per m/s).
+        max_carry_s: joints seen by one camera are carried along its rays at most this long
+            (seconds) from the frames where they were reconstructed.
+        carry_gate_m: a carried joint's guess must lie within this of the camera's ray, metres.
+        anchors: the torso's trajectory across gaps (:class:`AnchorOptions`).
+        prior_fill: how the prior fills joints (:class:`PriorFillOptions`).
+        refine: finish with a joint refinement of the trajectories against the cameras, the bone
+            lengths and smoothness (:mod:`~posestudio.reconstruction.trajectory_refine`): in
+            windows offline, each frame as it arrives live (else the One Euro filter live).
+        refine_weights: its term weights; refine_window: how much it solves at once.
+        prior: checkpoint of the factorization network that fills joints the cameras cannot
+            triangulate (None: no prior; default: the shipped one).
+    """
+
+    live: bool = False
+    triangulation: TriangulationOptions = field(default_factory=TriangulationOptions)
+    identity: IdentityOptions = field(default_factory=IdentityOptions)
+    max_gap_s: float = 0.5
+    cutoff_hz: float = 6.0
+    # Tuned on projected motion capture (benchmarks/reconstruction.py): at beta = 1 the filter lags
+    # a running body by tens of millimetres; beta = 20 keeps the lag to about 2 mm over the raw
+    # error while still smoothing slow, jittery joints.
+    one_euro_min_cutoff: float = 2.0
+    one_euro_beta: float = 20.0
+    max_carry_s: float = 1.0
+    carry_gate_m: float = 0.15
+    anchors: AnchorOptions = field(default_factory=AnchorOptions)
+    prior_fill: PriorFillOptions = field(default_factory=PriorFillOptions)
+    refine: bool = True
+    refine_weights: RefineWeights = field(default_factory=RefineWeights)
+    refine_window: RefineWindow = field(default_factory=RefineWindow)
+    prior: str | Path | None = field(default_factory=_shipped_prior)
