@@ -1,4 +1,4 @@
-"""The ``posestudio`` command: help for every subcommand, and clear errors instead of tracebacks."""
+"""The ``posestudio`` command: help for every subcommand, one clear line for user errors, a traceback for bugs."""
 
 from __future__ import annotations
 
