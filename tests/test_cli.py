@@ -155,6 +155,33 @@ def test_train_with_a_bad_checkpoint_is_one_line(tmp_path):
     assert not (tmp_path / "c.pt").exists()
 
 
+@pytest.mark.parametrize("options, named", [(["--epochs", "0"], "epochs = 0"), (["--batch-size", "0"], "batch_size = 0"),
+                                             (["--views", "1"], "n_views = 1")])
+def test_train_with_a_setting_out_of_range_is_one_line(tmp_path, options, named):
+    line = _one_line_error(run("train", "factorization", "--out", str(tmp_path / "c.pt"), *options),
+                           "train factorization")
+    assert named in line and not (tmp_path / "c.pt").exists()
+
+
+def test_train_on_a_folder_without_motion_capture_is_one_line(tmp_path):
+    line = _one_line_error(run("train", "factorization", "--out", str(tmp_path / "c.pt"), "--data", str(tmp_path)),
+                           "train factorization")
+    assert f"{tmp_path}: no .bvh files" in line
+
+
+def test_a_rig_file_with_a_bad_metadata_field_is_named(tmp_path):
+    from posestudio.synthetic import make_studio_rig
+
+    rig_path = tmp_path / "rig.toml"
+    rig = make_studio_rig(2, (640, 480), seed=1)
+    rig.metadata.clear()
+    rig.save(rig_path)
+    rig_path.write_text("metadata = 3" + chr(10) + rig_path.read_text())         # a value where a table belongs
+    line = _one_line_error(run("rig", "convert", str(rig_path), str(tmp_path / "out.toml"), "--to", "anipose"),
+                           "rig convert")
+    assert "rig.toml" in line and "'metadata' must be a table" in line
+
+
 def test_an_unwritable_output_is_one_line(tmp_path):
     from posestudio.synthetic import make_studio_rig
 

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
 from posestudio.core.bvh import BvhMotion, read_bvh
+from posestudio.core.errors import InputError
 from posestudio.models.keypoints import H36M17
 
 #: Default location of the Bandai clips: ``$POSESTUDIO_DATA/bandai_mocap_1``, else
@@ -87,10 +88,10 @@ def load_bandai(root: str | os.PathLike[str] | None = None, frame_stride: int = 
     Returns:
         ``[(clip_stem, (F, 17, 3) float32 metres, Z up), ...]`` sorted by file name.
     Raises:
-        FileNotFoundError: when the folder holds no BVH file.
+        InputError: when the folder holds no BVH file.
     """
     folder = Path(root) if root is not None else DEFAULT_BANDAI_DIR
     files = sorted(folder.glob("*.bvh"))
     if not files:
-        raise FileNotFoundError(f"no .bvh files in {folder}")
+        raise InputError(f"{folder}: no .bvh files (expected the Bandai clips, e.g. ../shared/data/bandai_mocap_1)")
     return [(f.stem, bandai_to_h36m17(read_bvh(f))[::frame_stride].astype(np.float32)) for f in files]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from posestudio.core.errors import InputError
 from posestudio.core.keypoints_file import read_keypoints2d
 from posestudio.core.rig import CameraRig
 from posestudio.models.keypoints import keypoints_for_rig
@@ -62,7 +63,7 @@ def load_session(rig_path: str | Path, keypoints_path: str | Path, min_confidenc
     Returns:
         :class:`SessionViews` (frames with fewer than two usable views are skipped).
     Raises:
-        ValueError: naming the file, when a file is missing or malformed or holds no usable frame.
+        InputError: naming the file, when a file is missing or malformed or holds no usable frame.
     """
     rig, k17, _ = keypoints_for_rig(CameraRig.load(rig_path), read_keypoints2d(keypoints_path),
                                     f"{keypoints_path} (rig {rig_path})")             # k17: (C, F, 17, 3)
@@ -72,7 +73,7 @@ def load_session(rig_path: str | Path, keypoints_path: str | Path, min_confidenc
     use = valid.sum(-1) >= min_view_joints                                              # (C, F)
     frames = np.nonzero(use.sum(0) >= 2)[0]
     if frames.size == 0:
-        raise ValueError(f"{keypoints_path}: no frame where two cameras each see {min_view_joints} or more joints")
+        raise InputError(f"{keypoints_path}: no frame where two cameras each see {min_view_joints} or more joints")
     valid = valid[:, frames] & use[:, frames, None]
     xy_t = torch.as_tensor(np.nan_to_num(xy[:, frames]).transpose(1, 0, 2, 3), dtype=torch.float32)
     v_t = torch.as_tensor(valid.transpose(1, 0, 2))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from posestudio.core.alignment import procrustes_align
+from posestudio.core.errors import InputError
 from posestudio.core.pose_metrics import p_mpjpe
 from posestudio.models import checkpoints
 from posestudio.models.datasets.bandai import load_bandai
@@ -69,6 +70,22 @@ class TrainConfig:
     init: str | None = None
     train_poses: np.ndarray | None = None
     test_poses: np.ndarray | None = None
+
+    def check(self) -> None:
+        """Raise :class:`~posestudio.core.errors.InputError` naming the first setting out of range."""
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "n_bases": self.n_bases,
+                    "hidden": self.hidden, "n_layers": self.n_layers, "n_views": self.n_views,
+                    "frame_stride": self.frame_stride, "holdout_every": self.holdout_every,
+                    "eval_views": self.eval_views}
+        if self.hierarchical:
+            positive["n_fine"] = self.n_fine
+        for name, value in positive.items():
+            if value < 1:
+                raise InputError(f"training setting {name} = {value}: expected a whole number >= 1")
+        if not self.lr > 0:
+            raise InputError(f"training setting lr = {self.lr}: expected a learning rate > 0")
+        if self.n_views < 2:
+            raise InputError(f"training setting n_views = {self.n_views}: the consistency losses need >= 2 views")
 
     def to_dict(self) -> dict:
         """JSON-able dict (without the pose arrays)."""
@@ -162,6 +179,7 @@ def train(config: TrainConfig) -> tuple[FactorizationNet, dict]:
         see :func:`evaluate`), ``mean_shape`` (``(17, 3)`` list), ``n_train`` / ``n_test`` and
         ``seconds``.
     """
+    config.check()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     dev = torch.device(config.device) if config.device else default_device()
@@ -283,7 +301,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A :class:`TrainConfig` from parsed :func:`build_parser` arguments."""
+    """A :class:`TrainConfig` from parsed :func:`build_parser` arguments (checked: :meth:`TrainConfig.check`)."""
     return TrainConfig(epochs=args.epochs, seed=args.seed, n_bases=args.n_bases, hierarchical=not args.single_level,
                        n_fine=args.n_fine, hidden=args.hidden, n_views=args.views, batch_size=args.batch_size,
                        lr=args.lr, frame_stride=args.frame_stride, data_dir=args.data, device=args.device,

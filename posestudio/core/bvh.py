@@ -452,10 +452,10 @@ def write_bvh(path: str | os.PathLike[str], motion: BvhMotion) -> None:
     gives bit-identical offsets and channel values.
 
     Raises:
-        ValueError: if the motion holds NaN or infinite values (BVH cannot represent them).
+        InputError: if the motion holds NaN or infinite values (BVH cannot represent them).
     """
     if not np.isfinite(motion.motion).all() or not np.isfinite(motion.offsets).all():
-        raise ValueError(f"{path}: cannot write a BVH with NaN or infinite values")
+        raise InputError(f"{path}: cannot write a BVH with NaN or infinite values")
     children: dict[int, list[int]] = {j: [] for j in range(-1, motion.n_joints)}
     for j, p in enumerate(motion.parents):
         children[p].append(j)

@@ -119,6 +119,9 @@ def read_rig_file(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
         except (ValueError, TypeError) as exc:
             raise RigFileError(f"{path}: {where}: {exc}") from None
         cameras.append(cam)
-    meta = dict(doc.get("metadata", {}))
+    meta = doc.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise RigFileError(f"{path}: 'metadata' must be a table, got {type(meta).__name__}")
+    meta = dict(meta)
     meta["world_frame"] = head.get("world_frame", "unspecified")
     return cameras, meta
