@@ -31,6 +31,7 @@ def frustum_lines(rig: CameraRig, depth_m: float = 0.3) -> tuple[FloatArray, NDA
 
 def rig_line_set(rig: CameraRig, depth_m: float = 0.3):
     """An ``open3d.geometry.LineSet`` of the rig's frustums (one colour per camera)."""
+    # Imported here: open3d takes a second to import and needs the system's libusb; only drawing needs it.
     import open3d as o3d
 
     points, lines = frustum_lines(rig, depth_m)

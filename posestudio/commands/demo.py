@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig) -> None:
     """Step 4: a synthetic performance seen by the true rig, reconstructed through the calibrated one."""
+    # Imported here for start-up time: the pipeline loads torch, which no other command line needs.
     import numpy as np
 
     from posestudio.calibration.compare import align_rig_to_truth
