@@ -56,7 +56,7 @@ def circle_walk(frames: int, fps: float) -> np.ndarray:
 
 def write_take(folder: Path, minutes: float, fps: float, seed: int = 0) -> Path:
     """Simulate a case's take; write its keypoints (and truth) to ``folder``; return the keypoint file."""
-    frames = int(round(minutes * 60 * fps))
+    frames = round(minutes * 60 * fps)
     truth = circle_walk(frames, fps)
     rig = make_studio_rig(4, (1920, 1080), seed=RIG_SEED)
     views = simulate_detections(rig, truth, DetectorErrors(seed=seed))

@@ -30,7 +30,6 @@ from .ray_carry import propagate_along_rays
 from .report import ReconstructionResult, ReportTally
 from .stages import TORSO, Detections, IdentityTracker, joint_confidence
 from .trajectory_refine import refine_in_windows
-from .triangulation import triangulate_robust
 
 #: Frames per chunk of the stages that work frame by frame (triangulation, prior, report).
 CHUNK_FRAMES = 1024
@@ -55,17 +54,11 @@ def _triangulate(rig: CameraRig, keypoints: FloatArray, fps: float, opts: Recons
     tracker = IdentityTracker(rig, fps, opts.triangulation, opts.identity)
     kp = keypoints
     for part in _chunks(n_f):
-        tri = triangulate_robust(rig, kp[:, part], opts.triangulation)
-        cleaned, out = tracker.update(kp[:, part], tri.points)
-        if out.any():                             # triangulated again without the cameras left out
+        cleaned, points[part], inliers[:, part], excluded[:, part] = tracker.triangulate(kp[:, part])
+        if excluded[:, part].any():
             if kp is keypoints:
                 kp = keypoints.copy()
             kp[:, part] = cleaned
-            redo = out.any(axis=0)
-            again = triangulate_robust(rig, cleaned[:, redo], opts.triangulation)
-            tri.points[redo], tri.inliers[:, redo] = again.points, again.inliers
-            excluded[:, part] = out
-        points[part], inliers[:, part] = tri.points, tri.inliers
     return kp, points, inliers, excluded
 
 

@@ -45,9 +45,10 @@ from .ray_carry import propagate_along_rays
 from .report import ReconstructionReport, ReconstructionResult, ReportTally
 from .stages import Detections, IdentityTracker, joint_confidence, load_prior
 from .trajectory_refine import CausalRefiner
-from .triangulation import triangulate_robust
 
 ROOT = H36M17.index("pelvis")
+#: Frames :meth:`Reconstructor.run` gives the frame-independent stages at once (live takes).
+LIVE_CHUNK_FRAMES = 256
 
 
 @dataclass
@@ -196,30 +197,49 @@ class Reconstructor:
         if kp.shape != want:
             raise InputError(f"{self.source}: frame {self.frame} has shape {kp.shape}; expected "
                              f"(cameras, joints, 3) = {want}")
+        points, confidence = self._push_frames(kp[:, None])
+        return Skeleton(self.frame - 1, points[0], confidence[0])
+
+    def _push_frames(self, keypoints: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The next ``n`` frames, each from itself and the frames before it.
+
+        What a frame needs of no other frame (the layout, triangulation, the identity check, the
+        lenses undone, the confidences, the report's sums) is done for the ``n`` frames at once;
+        the rest frame by frame. :meth:`push` passes one frame, :meth:`run` a take's frames in
+        chunks: one computation.
+
+        Args:
+            keypoints: ``(C, n, J, 3)`` in the constructor's camera and joint order.
+        Returns:
+            ``(points (n, 17, 3), confidence (n, 17))``.
+        """
         opts = self.options
-        kp17 = to_h36m17(kp[:, None], self.layout, self._joints_lower)                     # (C, 1, 17, 3)
-        tri = triangulate_robust(self.rig, kp17, opts.triangulation)
-        kp17, excluded = self._identity.update(kp17, tri.points)
-        if excluded.any():
-            tri = triangulate_robust(self.rig, kp17, opts.triangulation)
-        raw = tri.points[0].copy()                                                          # (17, 3)
-        n_views = tri.n_views[0]
-        reference = self._running_bone_lengths(raw, n_views >= 3)
-        dropped = implausible_joints(raw[None], self.bones, (n_views == 2)[None], reference)[0]
-        raw[dropped] = np.nan
+        kp17 = to_h36m17(keypoints, self.layout, self._joints_lower)                     # (C, n, 17, 3)
+        kp17, raw, inliers, excluded = self._identity.triangulate(kp17)
+        n_views = inliers.sum(axis=0)                                                      # (n, 17)
+        xy = self.rig.undistort(kp17[..., :2])
+        usable = np.isfinite(xy).all(-1) & (np.nan_to_num(kp17[..., 2]) >= opts.triangulation.min_confidence)
+        directions = self.rig.ray_directions(xy)
+        n = raw.shape[0]
+        points = np.empty_like(raw)
+        dropped, carried, by_prior = (np.zeros((n, H36M17.n_joints), bool) for _ in range(3))
+        for i in range(n):                              # causal: a loop over frames, as a live server runs
+            reference = self._running_bone_lengths(raw[i], n_views[i] >= 3)
+            dropped[i] = implausible_joints(raw[None, i], self.bones, (n_views[i] == 2)[None], reference)[0]
+            raw[i, dropped[i]] = np.nan
+            frame = Detections(kp17[:, i:i + 1], xy[:, i:i + 1], usable[:, i:i + 1], inliers[:, i:i + 1],
+                               np.isfinite(raw[None, i]).all(-1))
+            filled, carried[i], by_prior[i] = self._fill(raw[i], frame, directions[:, i], reference)
+            if opts.refine:
+                points[i] = self._refiner.step(filled, xy[:, i], frame.refine_views[:, 0], reference)
+            else:
+                points[i] = self._one_euro(filled, self.frame / self.fps)
+            self.frame += 1
         triangulated = np.isfinite(raw).all(-1)
-        det = Detections.of(self.rig, kp17, tri.inliers, triangulated[None], opts.triangulation.min_confidence)
-        filled, carried, by_prior = self._fill(raw, det, reference)
-        if opts.refine:
-            points = self._refiner.step(filled, det.xy[:, 0], det.refine_views[:, 0], reference)
-        else:
-            points = self._one_euro(filled, self.frame / self.fps)
         none = np.zeros_like(carried)
-        confidence = joint_confidence(tri.inliers[:, 0], kp17[:, 0, :, 2], points, none, carried, by_prior)
-        self._tally.add(points[None], kp17, tri.inliers, triangulated[None], none[None], carried[None],
-                        by_prior[None], dropped[None], excluded)
-        self.frame += 1
-        return Skeleton(self.frame - 1, points, confidence)
+        confidence = joint_confidence(inliers, kp17[..., 2], points, none, carried, by_prior)
+        self._tally.add(points, kp17, inliers, triangulated, none, carried, by_prior, dropped, excluded)
+        return points, confidence
 
     def _running_bone_lengths(self, raw: FloatArray, trusted: BoolArray) -> FloatArray:
         """``(B,)`` metres: each bone's mean length over the frames so far where three cameras
@@ -231,10 +251,14 @@ class Reconstructor:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self._bone_count > 0, self._bone_sum / self._bone_count, np.nan)
 
-    def _fill(self, raw: FloatArray, det: Detections, reference: FloatArray
+    def _fill(self, raw: FloatArray, det: Detections, directions: FloatArray, reference: FloatArray
               ) -> tuple[FloatArray, BoolArray, BoolArray]:
         """Complete the joints two cameras could not give, causally: along a single camera's ray
-        from the frames before, then by the prior. Returns ``(points (17, 3), carried, by_prior)``."""
+        (``directions`` ``(C, 17, 3)``) from the frames before, then by the prior.
+
+        Returns:
+            ``(points (17, 3), carried (17,), by_prior (17,))``.
+        """
         opts = self.options
         self._pelvis.append(raw[ROOT])
         track = raw[ROOT]
@@ -245,8 +269,7 @@ class Reconstructor:
                                        growth_m_per_s=a.growth_m_per_s, max_gap_s=a.max_gap_s)
             track = anchors[-1, 0]
         per_joint = bone_length_per_joint(reference, self.bones, H36M17.n_joints)
-        points, carried = self._carry.step(raw, det.usable[:, 0], self.rig.ray_directions(det.xy)[:, 0],
-                                           per_joint, track)
+        points, carried = self._carry.step(raw, det.usable[:, 0], directions, per_joint, track)
         by_prior = np.zeros_like(carried)
         if self.prior is not None and not np.isfinite(points).all():
             # aligned to triangulated joints only (carried ones, extrapolated from the past, mislead
@@ -295,7 +318,7 @@ class Reconstructor:
         self.reset()
         n = take.n_frames
         points, confidence = np.empty((n, H36M17.n_joints, 3)), np.empty((n, H36M17.n_joints))
-        for f in range(n):                              # causal: a loop over frames, as a live server runs
-            skeleton = self.push(take.keypoints[:, f])
-            points[f], confidence[f] = skeleton.points, skeleton.confidence
+        for s in range(0, n, LIVE_CHUNK_FRAMES):
+            part = slice(s, min(n, s + LIVE_CHUNK_FRAMES))
+            points[part], confidence[part] = self._push_frames(take.keypoints[:, part])
         return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), self.fps), self.report())

@@ -156,3 +156,22 @@ class IdentityTracker:
         if current.shape[0]:
             self._previous = current[-1]
         return kp, excluded
+
+    def triangulate(self, keypoints: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
+        """Triangulate the next frames, leaving out the cameras that follow someone else.
+
+        Args:
+            keypoints: ``(C, n, J, 3)`` x, y (pixels), confidence of consecutive frames.
+        Returns:
+            ``(keypoints, points (n, J, 3), inliers (C, n, J), excluded (C, n))``: the keypoints
+            with the excluded views NaN (the same array when nothing was excluded), the points in
+            metres and the views they were made from.
+        """
+        tri = triangulate_robust(self.rig, keypoints, self.triangulation)
+        cleaned, excluded = self.update(keypoints, tri.points)
+        if not excluded.any():
+            return keypoints, tri.points, tri.inliers, excluded
+        redo = excluded.any(axis=0)                       # triangulated again without the cameras left out
+        again = triangulate_robust(self.rig, cleaned[:, redo], self.triangulation)
+        tri.points[redo], tri.inliers[:, redo] = again.points, again.inliers
+        return cleaned, tri.points, tri.inliers, excluded

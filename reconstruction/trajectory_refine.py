@@ -85,17 +85,29 @@ def _build_terms(p0: FloatArray, var: BoolArray, index: IntArray, bones: IntArra
 _DENSE_MAX = 600
 
 
-def _solve(a: sparse.spmatrix, b: FloatArray) -> FloatArray:
-    """Solve the damped normal equations ``a x = b`` (``a`` symmetric positive definite, 3x3 blocks).
+def _normal_matrix(rows: IntArray, cols: IntArray, vals: FloatArray, size: int) -> FloatArray | sparse.csr_matrix:
+    """The normal matrix from its ``(rows, cols, values)`` entries, duplicates summed: a dense array
+    for small systems (a live window), else sparse."""
+    if size <= _DENSE_MAX:
+        return np.bincount(rows * size + cols, weights=vals, minlength=size * size).reshape(size, size)
+    return sparse.coo_matrix((vals, (rows, cols)), shape=(size, size)).tocsr()
 
-    Conjugate gradients with a 3x3 block-Jacobi preconditioner: the system is dominated by each
-    joint's own block (its views, its smoothness, the tie to the start), so it converges in tens of
-    iterations, about twice as fast as a sparse LU here; a sparse LU takes over if it does not.
-    Small systems (a live window) are solved densely.
+
+def _solve(a: FloatArray | sparse.csr_matrix, damping: FloatArray, b: FloatArray) -> FloatArray:
+    """Solve the damped normal equations ``(a + diag(damping)) x = b`` (``a`` symmetric positive
+    definite, 3x3 blocks).
+
+    Small systems (a dense ``a``, a live window) are solved densely: LAPACK beats any sparse
+    machinery there. Large ones by conjugate gradients with a 3x3 block-Jacobi preconditioner: the
+    system is dominated by each joint's own block (its views, its smoothness, the tie to the
+    start), so it converges in tens of iterations, about twice as fast as a sparse LU here; a
+    sparse LU takes over if it does not.
     """
-    if a.shape[0] <= _DENSE_MAX:  # a live window: dense LAPACK beats any sparse machinery
-        return np.linalg.solve(a.toarray(), b)
-    a = a.tocsr()
+    if isinstance(a, np.ndarray):
+        damped = a.copy()
+        damped[np.diag_indices_from(damped)] += damping
+        return np.linalg.solve(damped, b)
+    a = a + sparse.diags(damping)
     n = a.shape[0] // 3
     rows = 3 * np.arange(n)
     blocks = np.empty((n, 3, 3))
@@ -225,11 +237,11 @@ def refine_trajectories(points: FloatArray, free: BoolArray, fps: float, bones: 
                 entries.append(diagonal_blocks(t.acc_idx[:, i], t.acc_idx[:, k], wa * acc_coef[i] * acc_coef[k] * s_acc**2))
         g += r_model / w.model_m
         rows, cols, vals = (np.concatenate(part) for part in zip(*entries))
-        h = sparse.coo_matrix((vals, (rows, cols)), shape=(3 * n_var, 3 * n_var)).tocsr()   # sums duplicates
+        h = _normal_matrix(rows, cols, vals, 3 * n_var)
         diag = h.diagonal()
         improved = False
         for _attempt in range(6):
-            step = _solve(h + sparse.diags(lam * diag + 1e-9), -g.ravel()).reshape(n_var, 3)
+            step = _solve(h, lam * diag + 1e-9, -g.ravel()).reshape(n_var, 3)
             candidate = x + step
             new_res = evaluate(candidate, False)
             new_cost = cost(new_res)
