@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from posestudio.cli import build_parser
+from posestudio.commands.reconstruct import options_from_args
 from posestudio.core.bvh import read_bvh
 from posestudio.core.keypoints_file import Keypoints2D, read_points3d, write_keypoints2d
 from posestudio.core.pose_metrics import mpjpe_absolute
@@ -160,3 +162,14 @@ def test_prior_options(studio, tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "bad" / "points3d.npz").exists()
     proc = run(*base, "--out", str(tmp_path / "neg"), "--max-gap-s", "-1")
     assert proc.returncode == 2 and "--max-gap-s must be zero or more" in proc.stderr
+
+
+def test_command_defaults_are_the_options_defaults() -> None:
+    args = build_parser().parse_args(["reconstruct", "--calibration", "r.toml", "--keypoints2d", "k.npz", "--out", "o"])
+    assert options_from_args(args) == ReconstructionOptions()
+    args = build_parser().parse_args(["reconstruct", "--calibration", "r.toml", "--keypoints2d", "k.npz", "--out", "o",
+                                      "--live", "--threshold-px", "9", "--min-confidence", "0.5", "--max-gap-s", "0.2",
+                                      "--max-carry-s", "0", "--no-prior", "--no-refine"])
+    opts = options_from_args(args)
+    assert (opts.live, opts.triangulation.threshold_px, opts.triangulation.min_confidence, opts.max_gap_s,
+            opts.max_carry_s, opts.prior, opts.refine) == (True, 9.0, 0.5, 0.2, 0.0, None, False)
