@@ -14,6 +14,8 @@ PCK3D, coverage, bone-length CV and throughput.
 and without the prior), Pose2Sim (triangulation; + filtering) and aniposelib (fast mode; its
 RANSAC, ~200 points/s, is left out of the sweep), each setting's ratio of PoseStudio's full
 pipeline MPJPE to Pose2Sim's full pipeline, and a summary table over the settings.
+
+Time and peak memory per take length and frame rate: ``benchmarks/reconstruction_scale.py``.
 """
 
 from __future__ import annotations
