@@ -95,7 +95,6 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
         anchors, sigma = torso_anchors(points, fps, TORSO, **anchor_args)
         f = opts.prior_fill
         by_prior = none.copy()
-        points = points.copy()
         for part in _chunks(missing.size):
             rows = missing[part]
             filled, mask = fill_with_prior(prior, points[rows], det.keypoints[:, rows], rig, min_known=f.min_known,
