@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.calibration
 	$(BIN)/python -m benchmarks.reconstruction --grid
 	$(BIN)/python -m benchmarks.reconstruction_ablation
+	$(BIN)/python -m benchmarks.reconstruction_scale --blas-threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,12 +23,13 @@ from posestudio.models.keypoints import H36M17
 
 from .anchors import torso_anchors
 from .filters import butterworth_zero_phase
+from .identity import IdentityTracker
 from .options import ReconstructionOptions
 from .plausibility import implausible_joints, reference_bone_lengths
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
 from .report import ReconstructionResult, ReportTally
-from .stages import TORSO, Detections, IdentityTracker, joint_confidence
+from .stages import TORSO, Detections, joint_confidence
 from .trajectory_refine import refine_in_windows
 
 #: Frames per chunk of the stages that work frame by frame (triangulation, prior, report).

@@ -6,7 +6,7 @@ and what ``reconstruct(..., live=True)`` calls for every frame of a recorded tak
 frame goes through, using only itself and earlier frames:
 
 1. the layout mapped to the 17-joint body, robust triangulation;
-2. cameras following another person left out (:class:`~.stages.IdentityTracker`);
+2. cameras following another person left out (:class:`~.identity.IdentityTracker`);
 3. the performer's bone lengths so far (a running mean over frames three cameras see), two-view
    joints whose bones disagree with them dropped;
 4. joints one camera sees carried along its ray from the frames before, the torso's motion
@@ -37,13 +37,14 @@ from posestudio.models.keypoints import H36M17, keypoints_for_rig, to_h36m17
 
 from .anchors import torso_anchors
 from .filters import OneEuroFilter
+from .identity import IdentityTracker
 from .offline import reconstruct_offline
 from .options import ReconstructionOptions
 from .plausibility import implausible_joints
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
 from .report import ReconstructionReport, ReconstructionResult, ReportTally
-from .stages import Detections, IdentityTracker, joint_confidence, load_prior
+from .stages import Detections, joint_confidence, load_prior
 from .trajectory_refine import CausalRefiner
 
 ROOT = H36M17.index("pelvis")

@@ -14,11 +14,10 @@ from posestudio.core.files import json_text
 from posestudio.core.keypoints_file import Keypoints2D
 from posestudio.core.skeleton import bone_length_per_joint, bone_lengths
 from posestudio.models.keypoints import COCO17, H36M17
-from posestudio.reconstruction.identity import exclude_other_people
+from posestudio.reconstruction.identity import IdentityTracker, exclude_other_people
 from posestudio.reconstruction.pipeline import CARRIED_CONFIDENCE, PRIOR_CONFIDENCE, ReconstructionOptions, reconstruct
 from posestudio.reconstruction.ray_carry import propagate_along_rays
 from posestudio.reconstruction.reconstructor import CausalRayCarry, Reconstructor
-from posestudio.reconstruction.stages import IdentityTracker
 from posestudio.reconstruction.triangulation import triangulate_robust
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections

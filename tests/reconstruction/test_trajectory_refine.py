@@ -10,8 +10,12 @@ import pytest
 from posestudio.core.pose_metrics import mpjpe_absolute
 from posestudio.core.skeleton import bone_length_cv, bone_lengths
 from posestudio.models.keypoints import H36M17
-from posestudio.reconstruction.trajectory_refine import (RefineWindow, refine_causal, refine_in_windows,
-                                                         refine_trajectories)
+from posestudio.reconstruction.trajectory_refine import (
+    RefineWindow,
+    refine_causal,
+    refine_in_windows,
+    refine_trajectories,
+)
 from posestudio.reconstruction.triangulation import triangulate_robust
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_motion import walking_body
