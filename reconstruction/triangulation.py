@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from posestudio.core.arrays import BoolArray, FloatArray
 from posestudio.core.dlt import triangulate_dlt
-from posestudio.core.projection import MIN_DEPTH_M, normalized_projection, to_camera, world_point_jacobian
+from posestudio.core.projection import MIN_DEPTH_M, normalized_projection, to_cameras, world_point_jacobian
 from posestudio.core.rig import CameraRig
 
 
@@ -121,7 +121,7 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
     def view_errors(points: FloatArray, idx: NDArray[np.int64] | slice = slice(None)) -> FloatArray:
         """Reprojection error ``(C, n)`` of points ``(n, 3)`` (the columns ``idx``), in pixels
         (normalised error times focal length); inf behind a camera or where unseen."""
-        pc = to_camera(poses[:, None, :, :3], poses[:, None, :, 3], points[None])           # (C, n, 3)
+        pc = to_cameras(poses[:, :, :3], poses[:, :, 3], points)                             # (C, n, 3)
         err = np.linalg.norm(normalized_projection(pc)[0] - normed[:, idx], axis=-1) * focal[:, None]
         return np.where((pc[..., 2] > MIN_DEPTH_M) & valid[:, idx], err, np.inf)
 
@@ -154,7 +154,7 @@ def triangulate_robust(rig: CameraRig, keypoints: FloatArray,
         ok = np.isfinite(points).all(axis=1)
         if not ok.any():
             break
-        pc = to_camera(poses[:, None, :, :3], poses[:, None, :, 3], np.nan_to_num(points)[None])  # (C, N, 3)
+        pc = to_cameras(poses[:, :, :3], poses[:, :, 3], np.nan_to_num(points))  # (C, N, 3)
         r = normalized_projection(pc)[0] - np.nan_to_num(normed)  # (C, N, 2)
         jac = world_point_jacobian(poses[:, None, :, :3], pc)  # (C, N, 2, 3)
         wjac = jac * w[..., None, None]

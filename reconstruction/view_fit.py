@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from posestudio.core.arrays import FloatArray
-from posestudio.core.projection import normalized_projection, normalized_projection_jacobian, to_camera
+from posestudio.core.projection import normalized_projection, normalized_projection_jacobian, to_cameras
 from posestudio.core.robust import huber_weights
 from posestudio.core.rotations import rodrigues_to_matrix
 
@@ -91,7 +91,7 @@ def fit_pose_to_views(shape: FloatArray, cam_rotation: FloatArray, cam_translati
 
     def residuals(rot_: FloatArray, t_: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         p = np.einsum("fij,fkj->fki", rot_, x) + t_[:, None]                                # (F,J,3) world
-        q = to_camera(rc[:, None, None], tc[:, None, None], p[None])                         # (C,F,J,3)
+        q = to_cameras(rc, tc, p)                                                           # (C,F,J,3)
         r = (normalized_projection(q)[0] - obs) * f[..., None]                               # (C,F,J,2) px
         return p, q, r
 

@@ -27,6 +27,20 @@ def to_camera(rotation: FloatArray, translation: FloatArray, points: FloatArray)
     return np.einsum("...ij,...j->...i", rotation, points) + translation
 
 
+def to_cameras(rotations: FloatArray, translations: FloatArray, points: FloatArray) -> FloatArray:
+    """The same world points in each of ``C`` cameras (one matrix product per camera, the fast form).
+
+    Args:
+        rotations: ``(C, 3, 3)`` world-to-camera; translations: ``(C, 3)`` metres.
+        points: ``(..., 3)`` world points, metres.
+    Returns:
+        ``(C, ..., 3)`` camera-frame points, metres.
+    """
+    flat = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = flat @ np.swapaxes(rotations, 1, 2) + translations[:, None, :]                   # (C, N, 3)
+    return out.reshape((len(rotations),) + np.shape(points))
+
+
 def normalized_projection(camera_points: FloatArray, min_depth: float = MIN_DEPTH_M) -> tuple[FloatArray, FloatArray]:
     """Perspective division of camera-frame points.
 

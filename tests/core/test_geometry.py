@@ -11,6 +11,7 @@ from posestudio.core.projection import (
     normalized_projection,
     normalized_projection_jacobian,
     to_camera,
+    to_cameras,
     world_point_jacobian,
 )
 from posestudio.core.robust import cauchy_cost, cauchy_weights, huber_cost, huber_weights
@@ -108,6 +109,9 @@ def test_projection_jacobian_matches_finite_differences() -> None:
         lo = normalized_projection(to_camera(rot, t, x - step))[0]
         np.testing.assert_allclose(jac[..., k], (hi - lo) / (2 * eps), atol=1e-7)
     assert normalized_projection_jacobian(np.zeros((2, 3))).shape == (2, 2, 3)
+    grid = rng.normal(0, 1, (4, 5, 3))
+    np.testing.assert_allclose(to_cameras(rot, t, grid), to_camera(rot[:, None, None], t[:, None, None], grid[None]),
+                               atol=1e-12)
 
 
 def test_robust_weights_are_the_loss_derivative_over_the_residual() -> None:
