@@ -17,11 +17,11 @@ from numpy.typing import NDArray
 from posestudio.core.arrays import FloatArray
 
 from .filters import gap_bounds
+from .options import AnchorOptions
 
 
 def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: bool = False,
-                  velocity_frames: int = 8, base_sigma_m: float = 0.03, growth_m_per_s: float = 0.4,
-                  max_gap_s: float = 1.5) -> tuple[FloatArray, FloatArray]:
+                  options: AnchorOptions | None = None) -> tuple[FloatArray, FloatArray]:
     """Soft positions of slowly moving joints where they are missing.
 
     Args:
@@ -29,15 +29,15 @@ def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: 
         fps: frame rate, Hz.
         joints: indices of the joints to anchor (e.g. pelvis, hips, spine, thorax).
         causal: only use earlier frames (live): extrapolate forward from the last sighting.
-        velocity_frames: the velocity is the mean over this many frames before (after) the last
-            (next) sighting, when both ends were reconstructed; else zero.
-        base_sigma_m: uncertainty of an anchor next to a sighting, metres.
-        growth_m_per_s: added uncertainty per second away from the nearest sighting.
-        max_gap_s: no anchor farther than this from a sighting (seconds).
+        options: :class:`~.options.AnchorOptions` (velocity frames, uncertainty at and away from a
+            sighting, the longest gap anchored); the velocity is the mean over
+            ``velocity_frames`` frames before (after) the last (next) sighting, when both ends were
+            reconstructed, else zero.
     Returns:
         ``(anchors (F, J, 3), sigma (F, J))``: metres; NaN where there is no anchor (including
         every joint not in ``joints`` and every frame where the joint was reconstructed).
     """
+    opts = options or AnchorOptions()
     p = np.asarray(points, dtype=np.float64)
     f, n_j, _ = p.shape
     anchors = np.full(p.shape, np.nan)
@@ -48,7 +48,7 @@ def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: 
     ok = np.isfinite(sub).all(-1)
     prev, nxt = gap_bounds(ok)
     col = np.arange(len(joints))[None, :].repeat(f, 0)
-    k = velocity_frames
+    k = opts.velocity_frames
 
     def velocity(at: NDArray[np.intp], back: bool) -> FloatArray:
         other = at - k if back else at + k
@@ -75,7 +75,7 @@ def torso_anchors(points: FloatArray, fps: float, joints: list[int], *, causal: 
                        np.where(has_prev[..., None], from_prev, np.where(has_next[..., None], from_next, np.nan)))
         dist = np.minimum(np.where(has_prev, t - prev, np.inf), np.where(has_next, nxt - t, np.inf))
     dist_s = dist / fps
-    use = ~ok & np.isfinite(dist_s) & (dist_s <= max_gap_s)
+    use = ~ok & np.isfinite(dist_s) & (dist_s <= opts.max_gap_s)
     anchors[:, joints] = np.where(use[..., None], est, np.nan)
-    sigma[:, joints] = np.where(use, base_sigma_m + growth_m_per_s * dist_s, np.nan)
+    sigma[:, joints] = np.where(use, opts.base_sigma_m + opts.growth_m_per_s * dist_s, np.nan)
     return anchors, sigma

@@ -77,11 +77,8 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
     none = np.zeros(points.shape[:2], bool)
     if np.isfinite(points).all():
         return points, none, none
-    a = opts.anchors
-    anchor_args = {"velocity_frames": a.velocity_frames, "base_sigma_m": a.base_sigma_m,
-                   "growth_m_per_s": a.growth_m_per_s, "max_gap_s": a.max_gap_s}
     root = H36M17.index("pelvis")
-    anchors, _ = torso_anchors(points, fps, [root], **anchor_args)
+    anchors, _ = torso_anchors(points, fps, [root], options=opts.anchors)
     track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
     per_joint = bone_length_per_joint(bone_lengths, H36M17.bone_indices, H36M17.n_joints)
     points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
@@ -93,7 +90,7 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
         # what neither interpolation nor the rays could give (joints no camera sees, bodies seen by
         # one camera far from any reconstructed frame): the canonical shape, only in the frames
         # that need it, a chunk at a time (each frame is filled on its own)
-        anchors, sigma = torso_anchors(points, fps, TORSO, **anchor_args)
+        anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
         f = opts.prior_fill
         by_prior = none.copy()
         for part in _chunks(missing.size):
@@ -154,7 +151,5 @@ def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts:
                                             interpolated[part], carried[part], by_prior[part])
         tally.add(points[part], kp[:, part], inliers[:, part], triangulated[part], interpolated[part],
                   carried[part], by_prior[part], dropped[part], excluded[:, part])
-    report = tally.report(fps, input_layout, False, opts.prior, smoothing_description(opts, fps),
-                          {"min_confidence": opts.triangulation.min_confidence,
-                           "threshold_px": opts.triangulation.threshold_px})
+    report = tally.report(fps, input_layout, False, smoothing_description(opts, fps), opts)
     return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), fps), report)

@@ -52,20 +52,3 @@ def implausible_joints(points: FloatArray, bones: NDArray[np.int64], suspect: ND
     np.logical_or.at(bad, (slice(None), a), bad_bone)
     np.logical_or.at(bad, (slice(None), b), bad_bone)
     return bad & suspect
-
-
-def running_bone_lengths(points: FloatArray, bones: NDArray[np.int64], trusted: NDArray[np.bool_]) -> FloatArray:
-    """Causal estimate of each bone's length: the mean over the trusted frames so far.
-
-    Args:
-        points: ``(F, J, 3)`` metres; bones: ``(B, 2)`` joint indices; trusted: ``(F, J)``.
-    Returns:
-        ``(F, B)`` metres; row ``f`` uses frames ``0..f`` only (NaN until a bone has been seen).
-    """
-    a, b = bones[:, 0], bones[:, 1]
-    lengths = bone_lengths(points, bones)
-    ok = trusted[:, a] & trusted[:, b] & np.isfinite(lengths)
-    total = np.cumsum(np.where(ok, lengths, 0.0), axis=0)
-    count = np.cumsum(ok, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)

@@ -218,9 +218,8 @@ class Reconstructor:
         kp17 = to_h36m17(keypoints, self.layout, self._joints_lower)                     # (C, n, 17, 3)
         kp17, raw, inliers, excluded = self._identity.triangulate(kp17)
         n_views = inliers.sum(axis=0)                                                      # (n, 17)
-        xy = self.rig.undistort(kp17[..., :2])
-        usable = np.isfinite(xy).all(-1) & (np.nan_to_num(kp17[..., 2]) >= opts.triangulation.min_confidence)
-        directions = self.rig.ray_directions(xy)
+        det = Detections.of(self.rig, kp17, inliers, np.isfinite(raw).all(-1), opts.triangulation.min_confidence)
+        directions = self.rig.ray_directions(det.xy)
         n = raw.shape[0]
         points = np.empty_like(raw)
         dropped, carried, by_prior = (np.zeros((n, H36M17.n_joints), bool) for _ in range(3))
@@ -228,11 +227,11 @@ class Reconstructor:
             reference = self._running_bone_lengths(raw[i], n_views[i] >= 3)
             dropped[i] = implausible_joints(raw[None, i], self.bones, (n_views[i] == 2)[None], reference)[0]
             raw[i, dropped[i]] = np.nan
-            frame = Detections(kp17[:, i:i + 1], xy[:, i:i + 1], usable[:, i:i + 1], inliers[:, i:i + 1],
+            frame = Detections(kp17[:, i:i + 1], det.xy[:, i:i + 1], det.usable[:, i:i + 1], inliers[:, i:i + 1],
                                np.isfinite(raw[None, i]).all(-1))
             filled, carried[i], by_prior[i] = self._fill(raw[i], frame, directions[:, i], reference)
             if opts.refine:
-                points[i] = self._refiner.step(filled, xy[:, i], frame.refine_views[:, 0], reference)
+                points[i] = self._refiner.step(filled, det.xy[:, i], frame.refine_views[:, 0], reference)
             else:
                 points[i] = self._one_euro(filled, self.frame / self.fps)
             self.frame += 1
@@ -264,10 +263,8 @@ class Reconstructor:
         self._pelvis.append(raw[ROOT])
         track = raw[ROOT]
         if not np.isfinite(track).all():
-            a = opts.anchors
             anchors, _ = torso_anchors(np.stack(self._pelvis)[:, None], self.fps, [0], causal=True,
-                                       velocity_frames=a.velocity_frames, base_sigma_m=a.base_sigma_m,
-                                       growth_m_per_s=a.growth_m_per_s, max_gap_s=a.max_gap_s)
+                                       options=opts.anchors)
             track = anchors[-1, 0]
         per_joint = bone_length_per_joint(reference, self.bones, H36M17.n_joints)
         points, carried = self._carry.step(raw, det.usable[:, 0], directions, per_joint, track)
@@ -296,9 +293,7 @@ class Reconstructor:
     def report(self) -> ReconstructionReport:
         """The report of the frames pushed so far (since the last :meth:`reset`)."""
         opts = self.options
-        return self._tally.report(self.fps, self.layout.name, True, opts.prior, self.smoothing(),
-                                  {"min_confidence": opts.triangulation.min_confidence,
-                                   "threshold_px": opts.triangulation.threshold_px})
+        return self._tally.report(self.fps, self.layout.name, True, self.smoothing(), opts)
 
     def run(self, take: Keypoints2D) -> ReconstructionResult:
         """Reconstruct a whole take: every frame pushed in order from a fresh start when the

@@ -21,6 +21,8 @@ from posestudio.core.rig import CameraRig
 from posestudio.core.skeleton import bone_lengths
 from posestudio.models.keypoints import H36M17
 
+from .options import ReconstructionOptions
+
 FORMAT = "posestudio-reconstruction-report"
 FORMAT_VERSION = 1
 
@@ -171,9 +173,11 @@ class ReportTally:
         cv = np.where((self._bone_n >= 2) & (self._bone_mean > 0), cv, np.nan)
         return float(np.nanmean(cv)) if np.isfinite(cv).any() else float("nan")
 
-    def report(self, fps: float, input_layout: str, live: bool, prior: str | Path | None,
-               smoothing: dict[str, Any], triangulation: dict[str, float]) -> ReconstructionReport:
-        """The report of the frames counted so far."""
+    def report(self, fps: float, input_layout: str, live: bool, smoothing: dict[str, Any],
+               options: ReconstructionOptions) -> ReconstructionReport:
+        """The report of the frames counted so far, made with ``options`` (its prior and
+        triangulation thresholds are reported) in the live or offline mode."""
+        prior = options.prior
         names, joints = self.rig.names, self.joints
         sq, n = self._sq[0], self._n[0]
         with np.errstate(invalid="ignore", divide="ignore"):           # no frame yet: NaN
@@ -193,6 +197,7 @@ class ReportTally:
             fraction_triangulated=float(share[1]), fraction_gap_filled=float(share[2]),
             fraction_carried_along_rays=float(share[3]), fraction_filled_by_prior=float(share[4]),
             prior=str(prior) if prior else None, outlier_views_rejected=self.outlier_views,
-            smoothing=smoothing, triangulation=triangulation,
+            smoothing=smoothing, triangulation={"min_confidence": options.triangulation.min_confidence,
+                                                 "threshold_px": options.triangulation.threshold_px},
             two_view_joints_dropped_by_bone_lengths=self.dropped,
             frames_excluded_per_camera_as_another_person=dict(zip(names, self.excluded.tolist())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from posestudio.reconstruction.anchors import torso_anchors
+from posestudio.reconstruction.options import AnchorOptions
 
 
 def _line(n: int = 60, fps: float = 30.0) -> np.ndarray:
@@ -40,5 +41,5 @@ def test_causal_anchors_ignore_the_future() -> None:
 def test_no_anchor_far_from_any_sighting() -> None:
     pts = _line(200)
     pts[:150, 0] = np.nan
-    anchors, _ = torso_anchors(pts, 30.0, [0], max_gap_s=1.0)
+    anchors, _ = torso_anchors(pts, 30.0, [0], options=AnchorOptions(max_gap_s=1.0))
     assert np.isnan(anchors[:119, 0]).all() and np.isfinite(anchors[120:150, 0]).all()

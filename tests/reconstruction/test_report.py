@@ -9,6 +9,7 @@ import numpy as np
 from posestudio.core.pose_metrics import reprojection_errors
 from posestudio.core.skeleton import bone_length_cv
 from posestudio.models.keypoints import H36M17
+from posestudio.reconstruction.options import ReconstructionOptions
 from posestudio.reconstruction.report import FORMAT, ReportTally
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
@@ -30,7 +31,7 @@ def _counted(chunk: int):
     for s in range(0, 60, chunk):
         part = slice(s, s + chunk)
         tally.add(points[part], kp[:, part], inliers[:, part], *(m[part] for m in masks), excluded[:, part])
-    report = tally.report(30.0, "coco17", False, None, {"filter": "test"}, {"threshold_px": 12.0})
+    report = tally.report(30.0, "coco17", False, {"filter": "test"}, ReconstructionOptions(prior=None))
     return rig, points, kp, inliers, masks, excluded, report
 
 
