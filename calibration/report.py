@@ -8,13 +8,13 @@ millimetres (``_mm``), metres (``_m``), milliseconds (``_ms``), seconds (``_s``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from posestudio.core.files import write_json
+from posestudio.core.files import absent_field, plain, write_json
 
 from .board import BoardSpec
 from .quality import BoardSizeError
@@ -22,13 +22,6 @@ from .world_frame import ScenePointsFit
 
 REPORT_FORMAT = "posestudio-calibration-report"
 REPORT_FORMAT_VERSION = 1
-#: Field metadata of a section left out of the JSON when it is None.
-OPTIONAL: dict[str, bool] = {"optional": True}
-
-
-def _absent() -> Any:
-    """A field that is None, and left out of the JSON, when the calibration did not produce it."""
-    return field(default=None, metadata=OPTIONAL)
 
 
 @dataclass
@@ -75,12 +68,12 @@ class SolveSettings:
 class StageTimes:
     """Wall time of each stage, seconds (``timing_s``); a stage that did not run is left out."""
 
-    intrinsics: float | None = _absent()
-    initialisation: float | None = _absent()
-    bundle_adjustment: float | None = _absent()
-    quality: float | None = _absent()
-    detection: float | None = _absent()
-    total: float | None = _absent()
+    intrinsics: float | None = absent_field()
+    initialisation: float | None = absent_field()
+    bundle_adjustment: float | None = absent_field()
+    quality: float | None = absent_field()
+    detection: float | None = absent_field()
+    total: float | None = absent_field()
 
     def stages(self) -> dict[str, float]:
         """The stages that ran (``total`` aside), in order: name -> seconds."""
@@ -136,13 +129,13 @@ class CameraEntry:
     rejected_frames: RejectedFrames
     rejected_poses: list[RejectedPose]
     coverage: list[list[int]]
-    reprojection_rms_px: float | None = _absent()
-    corners_used: int | None = _absent()
-    focal_px: list[float] | None = _absent()
-    principal_point_px: list[float] | None = _absent()
-    centre_m: list[float] | None = _absent()
-    time_offset_ms: float | None = _absent()
-    distortion: list[float] | None = _absent()
+    reprojection_rms_px: float | None = absent_field()
+    corners_used: int | None = absent_field()
+    focal_px: list[float] | None = absent_field()
+    principal_point_px: list[float] | None = absent_field()
+    centre_m: list[float] | None = absent_field()
+    time_offset_ms: float | None = absent_field()
+    distortion: list[float] | None = absent_field()
 
 
 @dataclass
@@ -222,43 +215,27 @@ class CalibrationReport:
     options: SolveSettings
     timing_s: StageTimes = field(default_factory=StageTimes)
     warnings: list[str] = field(default_factory=list)
-    scene_points: ScenePointsFit | None = _absent()
-    reference_camera: str | None = _absent()
-    world_frame: str | None = _absent()
-    reprojection_rms_px: float | None = _absent()
-    time_offsets: dict[str, TimeOffset] | None = _absent()
-    camera_graph: CameraGraph | None = _absent()
+    scene_points: ScenePointsFit | None = absent_field()
+    reference_camera: str | None = absent_field()
+    world_frame: str | None = absent_field()
+    reprojection_rms_px: float | None = absent_field()
+    time_offsets: dict[str, TimeOffset] | None = absent_field()
+    camera_graph: CameraGraph | None = absent_field()
     cameras: dict[str, CameraEntry] = field(default_factory=dict)
-    rejected_corners: list[RejectedCorner] | None = _absent()
-    adjustment: AdjustmentSummary | None = _absent()
-    board_size_error: BoardSizeError | None = _absent()
-    board_size_error_time_aligned: BoardSizeError | None = _absent()
-    inputs: list[str] | None = _absent()
+    rejected_corners: list[RejectedCorner] | None = absent_field()
+    adjustment: AdjustmentSummary | None = absent_field()
+    board_size_error: BoardSizeError | None = absent_field()
+    board_size_error_time_aligned: BoardSizeError | None = absent_field()
+    inputs: list[str] | None = absent_field()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: sections as nested dicts, absent sections left out."""
-        return _section(self)
-
-
-def _section(value: Any) -> Any:
-    """Dataclasses to dicts, leaving out :data:`OPTIONAL` fields that are None (recursively)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        out = {}
-        for f in fields(value):
-            v = getattr(value, f.name)
-            if not (v is None and f.metadata.get("optional")):
-                out[f.name] = _section(v)
-        return out
-    if isinstance(value, dict):
-        return {str(k): _section(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_section(v) for v in value]
-    return value
+        return plain(self, drop_none=False)
 
 
 def write_report_json(report: CalibrationReport, path: str | Path) -> None:
     """Write the report as JSON (NaN written as null), atomically."""
-    write_json(path, report.to_dict())
+    write_json(path, report)
 
 
 def write_report_png(report: CalibrationReport, path: str | Path) -> None:

@@ -17,18 +17,29 @@ import numpy as np
 
 from .errors import InputError
 
+#: Metadata of a dataclass field that files leave out while it is None (see :func:`absent_field`).
+_OMIT_IF_NONE = "posestudio_omit_if_none"
+
+
+def absent_field() -> Any:
+    """A dataclass field, None by default, that :func:`plain` (so every written file) leaves out
+    while it is None: a report section that does not apply."""
+    return dataclasses.field(default=None, metadata={_OMIT_IF_NONE: True})
+
 
 def plain(value: Any, *, drop_none: bool = True) -> Any:
     """numpy values, dataclasses and paths to plain Python values (recursively).
 
     Args:
-        value: any nesting of dicts, lists, tuples, dataclasses, numpy arrays and scalars.
+        value: any nesting of dicts, lists, tuples, dataclasses, numpy arrays and scalars; a
+            dataclass field made by :func:`absent_field` is left out while it is None.
         drop_none: leave out dict entries whose value is None (TOML has no null).
     Returns:
         The same structure made of dict, list, str, int, float and bool.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        value = {f.name: v for f in dataclasses.fields(value)
+                 if not ((v := getattr(value, f.name)) is None and f.metadata.get(_OMIT_IF_NONE))}
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.floating, np.integer, np.bool_)):

@@ -136,3 +136,20 @@ def test_skeleton_helpers() -> None:
     assert np.isnan(scale_to_lengths(np.array([1.0, 2.0]), np.array([2.0, np.nan]), min_bones=2))
     with pytest.raises(ValueError, match=r"\(B, 2\)"):
         bone_lengths(pts, [0, 1, 2])
+
+
+def test_absent_fields_are_left_out_of_written_files_only_while_none(tmp_path) -> None:
+    import dataclasses
+    import json
+
+    from posestudio.core.files import absent_field, plain, write_json
+
+    @dataclasses.dataclass
+    class Section:
+        kept: float | None = None
+        extra: float | None = absent_field()
+
+    assert plain(Section(), drop_none=False) == {"kept": None}
+    assert plain(Section(1.0, 2.0)) == {"kept": 1.0, "extra": 2.0}
+    write_json(tmp_path / "r.json", Section(float("nan")))
+    assert json.loads((tmp_path / "r.json").read_text()) == {"kept": None}
