@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	# torch==2.13.0 is the CPU wheel on disk; pinned in pyproject so nothing pulls a CUDA build.
 	$(BIN)/pip install --quiet -e ".[test]"
+	# BlazePose: mediapipe 0.10.14 bundles the full pose model and runs beside numpy 2 / OpenCV 5. Its
+	# declared jax + jaxlib (about 380 MB) are never imported by the pose solution, so they are skipped;
+	# `pip install 'posestudio[blazepose]'` is the plain route for users who do not mind them.
+	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14
+	$(BIN)/pip install --quiet absl-py attrs flatbuffers "protobuf>=4.25.3,<5" sounddevice
 	touch $(STAMP)
 
 system-deps:
 	bash .ci/system-deps.sh
 
-## demo: render a synthetic 4-camera rig, calibrate it, print the errors against the truth
+## demo: render a synthetic 4-camera rig, calibrate it, reconstruct a walk and rendered videos, errors vs truth
 demo: $(STAMP)
 	$(BIN)/posestudio demo
 
@@ -43,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.reconstruction --grid
 	$(BIN)/python -m benchmarks.reconstruction_ablation
 	$(BIN)/python -m benchmarks.reconstruction_scale --blas-threads 1
+	$(BIN)/python -m benchmarks.detection
 
 clean:
 	rm -rf $(VENV) build *.egg-info

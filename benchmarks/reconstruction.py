@@ -1,7 +1,8 @@
 """3D reconstruction benchmark: PoseStudio against Pose2Sim and aniposelib on the same 2D input.
 
 Run from the repository root: ``.venv/bin/python -m benchmarks.reconstruction`` (add ``--grid``
-for the rig-size / detector-error sweep after the main table).
+for the rig-size / detector-error sweep after the main table, ``--realistic`` for the realistic
+detector mode; ``--realistic-only`` runs that mode alone).
 
 Real motion capture (``../shared/data/bandai_mocap_1``, converted to the 17-joint body) is
 projected into virtual studio rigs (lens distortion) and spoilt the way detectors do (Gaussian
@@ -14,6 +15,13 @@ PCK3D, coverage, bone-length CV and throughput.
 and without the prior), Pose2Sim (triangulation; + filtering) and aniposelib (fast mode; its
 RANSAC, ~200 points/s, is left out of the sweep), each setting's ratio of PoseStudio's full
 pipeline MPJPE to Pose2Sim's full pipeline, and a summary table over the settings.
+
+``--realistic`` then runs the same clips with the errors real detectors add
+(:meth:`~posestudio.synthetic.body_detections.DetectorErrors.realistic`: jitter correlated from
+frame to frame, a fixed bias per joint and view, left and right confused for runs of frames in one
+view at a time, besides noise, outliers and occlusion): PoseStudio (with ablation rows: swaps left
+in; the settings before issue 14), Pose2Sim and aniposelib fast, with the ratio of PoseStudio's
+full pipeline MPJPE to Pose2Sim's and the issue's targets (< 15 mm at > 99 % coverage, <= 0.6x).
 
 Time and peak memory per take length and frame rate: ``benchmarks/reconstruction_scale.py``.
 """
@@ -36,6 +44,7 @@ from posestudio.core.rig import CameraRig
 from posestudio.core.skeleton import bone_length_cv
 from posestudio.models.datasets.bandai import bandai_to_h36m17
 from posestudio.models.keypoints import H36M17
+from posestudio.reconstruction.options import SwapOptions, ViewBiasOptions
 from posestudio.reconstruction.pipeline import ReconstructionOptions, reconstruct
 from posestudio.reconstruction.triangulation import triangulate_robust
 from posestudio.synthetic import make_studio_rig
@@ -108,6 +117,12 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
         opts = ReconstructionOptions(live=mode.startswith("live"))
         if mode.endswith("no-prior"):
             opts.prior = None
+        if mode.endswith("no-swaps"):
+            opts.swaps = SwapOptions(enabled=False)
+        if mode.endswith("before"):
+            # issue 13's pipeline: no swap check, no pelvis tie, no view bias, 1 cm bones
+            opts.swaps, opts.tie_midpoints, opts.view_bias = SwapOptions(enabled=False), False, ViewBiasOptions(False)
+            opts.refine_weights.bone_m = 0.01
         pts = reconstruct(take.rig, kp, opts).points.points3d
     return pts, time.perf_counter() - t0
 
@@ -162,6 +177,9 @@ POSESTUDIO_ROWS = {
     "offline": "PoseStudio + prior + smoothing",
     "live no-prior": "PoseStudio live, no prior (causal)",
     "live": "PoseStudio live + prior (causal)",
+    "offline no-swaps": "PoseStudio + prior + smoothing, swaps left in",
+    "offline before": "PoseStudio + prior + smoothing, before issue 14",
+    "live before": "PoseStudio live + prior, before issue 14",
 }
 
 
@@ -253,7 +271,47 @@ def describe_takes(takes: list[Take]) -> str:
 
 
 def describe_errors(e: DetectorErrors) -> str:
-    return f"noise {e.noise_px:g} px, outliers {e.outlier_rate:.0%}, occlusion {e.occlusion_rate:.0%}"
+    out = f"noise {e.noise_px:g} px, outliers {e.outlier_rate:.0%}, occlusion {e.occlusion_rate:.0%}"
+    if e.jitter_px:
+        out += f", jitter {e.jitter_px:g} px (frame-to-frame correlation {e.jitter_correlation:g})"
+    if e.bias_px:
+        out += f", bias {e.bias_px:g} px per joint and view"
+    if e.swap_rate:
+        out += (f", left/right swapped in {e.swap_rate:.0%} of each view's frames (runs of {e.swap_run[0]}-"
+                f"{e.swap_run[1]}, {e.swap_whole_body:.0%} whole body)")
+    return out
+
+
+#: the realistic mode's targets (issue 14): MPJPE mm, coverage %, ratio to Pose2Sim's full pipeline
+REALISTIC_TARGETS = (15.0, 99.0, 0.6)
+
+
+def run_realistic(frames: int, seed: int, skip_peers: bool) -> None:
+    """The realistic-detector mode: the main table's clips with
+    :meth:`~posestudio.synthetic.body_detections.DetectorErrors.realistic` errors, 4 cameras."""
+    t0 = time.perf_counter()
+    errors = DetectorErrors.realistic(seed)
+    takes = make_takes(4, errors, frames, seed)
+    print(f"\n######## realistic detector: 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}")
+    methods = posestudio_methods(("triangulation", "offline", "offline no-prior", "offline no-swaps",
+                                  "offline before", "live", "live before"))
+    full, p2s_full = POSESTUDIO_ROWS["offline"], None
+    if not skip_peers:
+        p2s = pose2sim_methods((False, True))
+        p2s_full = p2s[-1][0] if p2s else None
+        methods += p2s + aniposelib_methods(("fast",))
+    res = run_table(methods, takes)
+    if full not in res:
+        return
+    mine = res[full]
+    line = f"targets: MPJPE {mine['mpjpe']:.1f} mm (< {REALISTIC_TARGETS[0]:g}), coverage {mine['coverage']:.1f} % " \
+           f"(> {REALISTIC_TARGETS[1]:g})"
+    met = mine["mpjpe"] < REALISTIC_TARGETS[0] and mine["coverage"] > REALISTIC_TARGETS[1]
+    if p2s_full in res:
+        ratio = mine["mpjpe"] / res[p2s_full]["mpjpe"]
+        line += f", ratio to {p2s_full} {ratio:.2f} (<= {REALISTIC_TARGETS[2]:g})"
+        met = met and ratio <= REALISTIC_TARGETS[2]
+    print(f"{line}: {'met' if met else 'MISSED'}   [{time.perf_counter() - t0:.0f} s]")
 
 
 def grid_settings(errors: DetectorErrors) -> list[tuple[str, int, DetectorErrors]]:
@@ -321,12 +379,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="after the main table, sweep 3/4/6/8 cameras and 4 cameras at 2/5 px noise x 5/10 %% outliers")
     ap.add_argument("--grid-frames", type=int, default=None, help="frames per clip in the grid (default: --frames)")
     ap.add_argument("--grid-only", action="store_true", help="run the grid without the main table")
+    ap.add_argument("--realistic", action="store_true",
+                    help="after the main table, the realistic-detector mode (correlated jitter, per-joint bias, "
+                         "left/right swaps)")
+    ap.add_argument("--realistic-only", action="store_true", help="the realistic-detector mode alone")
     args = ap.parse_args(argv)
     if not MOCAP.is_dir():
         print(f"motion capture not found at {MOCAP}")
         return 1
     errors = DetectorErrors(noise_px=args.noise_px, outlier_rate=args.outliers, occlusion_rate=args.dropouts)
-    if not args.grid_only:
+    if not (args.grid_only or args.realistic_only):
         methods = posestudio_methods(("triangulation", "triangulation+prior", "offline no-prior", "offline",
                                       "live no-prior", "live"))
         if not args.skip_peers:
@@ -337,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             run_table(methods, takes)
         print("\nMPJPE: mean joint error after aligning the pelvis, mm; abs: without alignment (world frame), mm; "
               "P-MPJPE: after a per-frame similarity alignment, mm; PCK150 and AUC (0-150 mm) in %.")
+    if args.realistic or args.realistic_only:
+        run_realistic(args.frames, args.seed, args.skip_peers)
     if args.grid or args.grid_only:
         run_grid(errors, args.grid_frames or args.frames, args.seed, args.skip_peers)
         print("\nGrid columns as above (MPJPE pelvis-aligned, P-MPJPE similarity-aligned, mm; PCK150 %; cover %: "

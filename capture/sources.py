@@ -68,6 +68,18 @@ class FrameSource:
         cap.release()
         return n
 
+    def expected_frame_count(self) -> int | None:
+        """Frame count from the container's metadata without decoding (None when it does not say).
+
+        For progress display only: containers can be wrong; :meth:`frame_count` decodes.
+        """
+        if not self.is_video:
+            return len(self._images())
+        cap = cv2.VideoCapture(str(self.path))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        return n if n > 0 else None
+
     def fps(self) -> float | None:
         """Nominal frame rate of a video (None for image folders or when unknown)."""
         if not self.is_video:

@@ -4,7 +4,9 @@ Triangulation, the identity check, the prior and the report run over chunks of f
 result does not depend on the chunk it is in); smoothing, carrying along rays and the anchors keep
 whole-take arrays of a few numbers per frame and joint; the refinement solves overlapping windows
 (:func:`~.trajectory_refine.refine_in_windows`). So peak memory is that of a window plus a few
-compact arrays per frame, and time grows linearly with the take.
+compact arrays per frame, and time grows linearly with the take. Where a first pass finds a
+camera's detections of a joint steadily off (:func:`view_bias`), the take is reconstructed once
+more without that offset: twice the time on such takes.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ from posestudio.models.keypoints import H36M17
 
 from .anchors import torso_anchors
 from .filters import butterworth_zero_phase
-from .identity import IdentityTracker
-from .options import ReconstructionOptions
+from .options import ReconstructionOptions, ViewBiasOptions
 from .plausibility import implausible_joints, reference_bone_lengths
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
 from .report import ReconstructionResult, ReportTally
-from .stages import TORSO, Detections, joint_confidence
+from .stages import TORSO, Detections, FrontEnd, joint_confidence, tie_midpoints
 from .trajectory_refine import refine_in_windows
 
 #: Frames per chunk of the stages that work frame by frame (triangulation, prior, report).
@@ -41,26 +42,31 @@ def _chunks(n: int, size: int = CHUNK_FRAMES) -> list[slice]:
 
 
 def _triangulate(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions
-                 ) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
-    """Triangulation chunk by chunk, cameras following another person left out.
+                 ) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray, BoolArray]:
+    """The front end (:class:`~.stages.FrontEnd`: swaps undone, triangulation, cameras following
+    another person left out), chunk by chunk.
 
     Returns:
-        ``(keypoints, points (F, 17, 3), inliers (C, F, 17), excluded (C, F))``: the keypoints
-        with excluded views NaN (a copy only where something was excluded).
+        ``(keypoints, points (F, 17, 3), inliers (C, F, 17), excluded (C, F), swapped (C, F, 17))``:
+        the keypoints with swaps undone and excluded views NaN (a copy only where something changed).
     """
     n_c, n_f, n_j, _ = keypoints.shape
     points = np.empty((n_f, n_j, 3))
     inliers = np.empty((n_c, n_f, n_j), bool)
     excluded = np.zeros((n_c, n_f), bool)
-    tracker = IdentityTracker(rig, fps, opts.triangulation, opts.identity)
+    swapped = np.zeros((n_c, n_f, n_j), bool)
+    front = FrontEnd(rig, fps, opts)
     kp = keypoints
     for part in _chunks(n_f):
-        cleaned, points[part], inliers[:, part], excluded[:, part] = tracker.triangulate(kp[:, part])
-        if excluded[:, part].any():
+        chunk = keypoints[:, part]
+        out = front(chunk)
+        points[part], inliers[:, part], excluded[:, part], swapped[:, part] = (out.points, out.inliers, out.excluded,
+                                                                                out.swapped)
+        if out.keypoints is not chunk:
             if kp is keypoints:
                 kp = keypoints.copy()
-            kp[:, part] = cleaned
-    return kp, points, inliers, excluded
+            kp[:, part] = out.keypoints
+    return kp, points, inliers, excluded, swapped
 
 
 def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_lengths: FloatArray,
@@ -112,10 +118,46 @@ def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, 
     return out
 
 
+def view_bias(rig: CameraRig, keypoints: FloatArray, points: FloatArray, min_confidence: float,
+              options: ViewBiasOptions) -> FloatArray:
+    """Each camera's steady offset of each joint's detections from a reconstruction, pixels.
+
+    A detector that puts a joint a little off in every frame of a view (a hip that sits high)
+    biases every frame's triangulation alike, which smoothing cannot remove. Across a take the
+    skeleton's rigid bones and smooth motion leave part of that offset in the view's residuals;
+    their median over the take (residuals within ``options.gate_px`` only, so outliers do not
+    count) is the estimate, shrunk by ``options.floor_px`` (what noise alone gives over a take),
+    and none where fewer than ``options.min_frames`` frames count.
+
+    Args:
+        rig: the cameras; keypoints: ``(C, F, J, 3)`` the detections the points were made from;
+        points: ``(F, J, 3)`` the reconstruction, metres; min_confidence: detections below it
+        do not count; options: :class:`~.options.ViewBiasOptions`.
+    Returns:
+        ``(C, J, 2)`` pixels (0 where not estimated), to subtract from the detections.
+    """
+    n_c, _, n_j, _ = keypoints.shape
+    median = np.zeros((n_c, n_j, 2))
+    count = np.zeros((n_c, n_j), np.int64)
+    for c, cam in enumerate(rig.cameras):               # one camera at a time: memory of one view
+        residual = keypoints[c, ..., :2] - cam.project(points)                              # (F, J, 2)
+        ok = ((np.linalg.norm(residual, axis=-1) <= options.gate_px)
+              & (np.nan_to_num(keypoints[c, ..., 2]) >= min_confidence))
+        count[c] = ok.sum(axis=0)
+        seen = count[c] > 0
+        if seen.any():
+            median[c, seen] = np.nanmedian(np.where(ok[..., None], residual, np.nan)[:, seen], axis=0)
+    size = np.linalg.norm(median, axis=-1, keepdims=True)
+    shrink = np.maximum(size - options.floor_px, 0.0) / np.maximum(size, 1e-12)
+    return np.where((count >= options.min_frames)[..., None], median * shrink, 0.0)
+
+
 def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions,
                         prior: FactorizationPrior | None, input_layout: str) -> ReconstructionResult:
     """Reconstruct a whole take with look-ahead: zero-phase smoothing, gap filling, carrying along
-    rays both ways, the prior, and the refinement in windows.
+    rays both ways, the prior, and the refinement in windows; then, where the cameras' detections
+    are found steadily off (:func:`view_bias`; RMS at least ``opts.view_bias.min_rms_px``), the
+    take again from detections without that offset.
 
     Args:
         rig: the cameras, in the keypoints' order.
@@ -125,8 +167,23 @@ def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts:
     Returns:
         :class:`~.report.ReconstructionResult`.
     """
+    result, used = _reconstruct_once(rig, keypoints, fps, opts, prior, input_layout)
+    if not opts.view_bias.enabled:
+        return result
+    bias = view_bias(rig, used, result.points.points3d, opts.triangulation.min_confidence, opts.view_bias)
+    if np.sqrt(np.mean(np.sum(bias**2, axis=-1))) < opts.view_bias.min_rms_px:
+        return result
+    unbiased = keypoints.copy()
+    unbiased[..., :2] -= bias[:, None]
+    return _reconstruct_once(rig, unbiased, fps, opts, prior, input_layout)[0]
+
+
+def _reconstruct_once(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions,
+                      prior: FactorizationPrior | None, input_layout: str) -> tuple[ReconstructionResult, FloatArray]:
+    """One pass of :func:`reconstruct_offline`; also the keypoints it read (swaps undone, views
+    following another person NaN)."""
     bones = H36M17.bone_indices
-    kp, raw, inliers, excluded = _triangulate(rig, keypoints, fps, opts)
+    kp, raw, inliers, excluded, swapped = _triangulate(rig, keypoints, fps, opts)
     n_views = inliers.sum(axis=0)
     reference = reference_bone_lengths(raw, bones, n_views >= 3)
     dropped = implausible_joints(raw, bones, n_views == 2, reference)
@@ -144,12 +201,14 @@ def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts:
         points = refine_in_windows(points, np.isfinite(points).all(-1), fps, bones, reference, rig.rotations,
                                    rig.translations, rig.focal_x, det.xy, det.refine_views, opts.refine_weights,
                                    opts.refine_window)
+    if opts.tie_midpoints:
+        points = tie_midpoints(points)
     confidence = np.empty(points.shape[:2])
     tally = ReportTally(rig)
     for part in _chunks(points.shape[0]):
         confidence[part] = joint_confidence(inliers[:, part], kp[:, part, :, 2], points[part],
                                             interpolated[part], carried[part], by_prior[part])
         tally.add(points[part], kp[:, part], inliers[:, part], triangulated[part], interpolated[part],
-                  carried[part], by_prior[part], dropped[part], excluded[:, part])
+                  carried[part], by_prior[part], dropped[part], excluded[:, part], swapped[:, part])
     report = tally.report(fps, input_layout, False, smoothing_description(opts, fps), opts)
-    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), fps), report)
+    return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), fps), report), kp

@@ -32,7 +32,7 @@ class RefineWeights:
 
     reprojection_px: float = 4.0
     robust_px: float = 8.0
-    bone_m: float = 0.01
+    bone_m: float = 0.005
     acceleration_m: float = 0.01
     robust_acceleration: float = 3.0
     model_m: float = 0.20
@@ -93,6 +93,52 @@ class PriorFillOptions:
     max_view_fit_px: float = 15.0
 
 
+@dataclass
+class SwapOptions:
+    """Left/right confusions undone before triangulation (:mod:`~posestudio.reconstruction.swaps`).
+
+    Attributes:
+        enabled: test every view's left/right pairs against the other views (three or more cameras).
+        margin_px: a pair's verdict needs its two detections to fit the other views' consensus
+            better by this much (summed over the two, pixels) exchanged (swapped) or as they are.
+        cap_px: distances to the consensus are capped at this, pixels (gross outliers).
+        fit_px: a swap verdict needs both detections, exchanged, within this of the consensus, pixels.
+        whole_body_pairs: a view with at least this many pairs found swapped and none kept has its
+            whole body confused: its pairs without a verdict are exchanged too.
+        hold_frames: a pair keeps its last verdict through at most this many frames without one.
+    """
+
+    enabled: bool = True
+    margin_px: float = 12.0
+    cap_px: float = 40.0
+    fit_px: float = 25.0
+    whole_body_pairs: int = 3
+    hold_frames: int = 5
+
+
+@dataclass
+class ViewBiasOptions:
+    """Offline, each camera's steady offset of each joint's detections estimated from a first
+    reconstruction and taken out before a second
+    (:func:`~posestudio.reconstruction.offline.view_bias`).
+
+    Attributes:
+        enabled: estimate it.
+        gate_px: residuals beyond this (outliers, confusions) do not count, pixels.
+        min_frames: a camera's joint needs this many counted frames for an estimate.
+        floor_px: estimates are shrunk by this much (what noise alone leaves over a take), pixels.
+        min_rms_px: the take is reconstructed again only when the offsets' RMS over cameras and
+            joints reaches this, pixels (white noise alone leaves about 0.1 px over 150 frames; a
+            detector with 4 px offsets, 2.5 px): a second pass costs a first's.
+    """
+
+    enabled: bool = True
+    gate_px: float = 15.0
+    min_frames: int = 40
+    floor_px: float = 0.5
+    min_rms_px: float = 0.5
+
+
 def _shipped_prior() -> Path:
     # imported when options are made, not when this module is: the checkpoint module imports torch,
     # which would slow down every `posestudio` command line (commands read defaults from here)
@@ -109,6 +155,7 @@ class ReconstructionOptions:
         live: causal path (each frame from earlier frames only) instead of the whole take at once.
         triangulation: robust triangulation settings.
         identity: cameras following a bystander (:class:`~posestudio.reconstruction.identity.IdentityOptions`).
+        swaps: left/right confusions in one view undone (:class:`SwapOptions`).
         max_gap_s: offline, gaps up to this long (seconds) are filled by interpolation.
         cutoff_hz: offline Butterworth cut-off, Hz.
         one_euro_min_cutoff, one_euro_beta: live filter without refinement (Hz, Hz per m/s).
@@ -121,6 +168,10 @@ class ReconstructionOptions:
             lengths and smoothness (:mod:`~posestudio.reconstruction.trajectory_refine`): in
             windows offline, each frame as it arrives live (else the One Euro filter live).
         refine_weights: its term weights; refine_window: how much it solves at once.
+        tie_midpoints: the output pelvis made the midpoint of the hips, as the 17-joint body
+            defines it (:func:`~posestudio.reconstruction.stages.tie_midpoints`): the three
+            joints' errors averaged.
+        view_bias: offline, each camera's steady offset of each joint taken out (:class:`ViewBiasOptions`).
         prior: checkpoint of the factorization network that fills joints the cameras cannot
             triangulate (None: no prior; default: the shipped one).
     """
@@ -128,6 +179,7 @@ class ReconstructionOptions:
     live: bool = False
     triangulation: TriangulationOptions = field(default_factory=TriangulationOptions)
     identity: IdentityOptions = field(default_factory=IdentityOptions)
+    swaps: SwapOptions = field(default_factory=SwapOptions)
     max_gap_s: float = 0.5
     cutoff_hz: float = 6.0
     # Tuned on projected motion capture (benchmarks/reconstruction.py): at beta = 1 the filter lags
@@ -142,4 +194,6 @@ class ReconstructionOptions:
     refine: bool = True
     refine_weights: RefineWeights = field(default_factory=RefineWeights)
     refine_window: RefineWindow = field(default_factory=RefineWindow)
+    tie_midpoints: bool = True
+    view_bias: ViewBiasOptions = field(default_factory=ViewBiasOptions)
     prior: str | Path | None = field(default_factory=_shipped_prior)

@@ -1,9 +1,10 @@
 """Offline and live reconstruction of 3D skeletons from multi-view 2D keypoints: the entry points.
 
 ``reconstruct(rig, keypoints)``: cameras matched by name, detector layout mapped to the 17-joint
-Human3.6M body, robust triangulation, then smoothing: zero-phase smoothing, gap filling and the
-trajectory refinement in windows offline (:mod:`.offline`), or frame by frame through the same
-:class:`~.reconstructor.Reconstructor` a live server pushes frames to (``live=True``).
+Human3.6M body, left and right confused in one view undone (:mod:`.swaps`), robust triangulation,
+then smoothing: zero-phase smoothing, gap filling and the trajectory refinement in windows offline
+(:mod:`.offline`), or frame by frame through the same :class:`~.reconstructor.Reconstructor` a
+live server pushes frames to (``live=True``).
 ``run_reconstruction`` does the files.
 """
 

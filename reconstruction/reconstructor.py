@@ -5,14 +5,16 @@ and what ``reconstruct(..., live=True)`` calls for every frame of a recorded tak
 (:meth:`Reconstructor.run`), so the live and the offline causal results are one computation. A
 frame goes through, using only itself and earlier frames:
 
-1. the layout mapped to the 17-joint body, robust triangulation;
-2. cameras following another person left out (:class:`~.identity.IdentityTracker`);
+1. the layout mapped to the 17-joint body, left and right confused in one view undone
+   (:class:`~.swaps.SwapCorrector`), robust triangulation;
+2. cameras following another person left out (:class:`~.identity.IdentityTracker`; 1 and 2 are
+   the offline path's :class:`~.stages.FrontEnd`);
 3. the performer's bone lengths so far (a running mean over frames three cameras see), two-view
    joints whose bones disagree with them dropped;
 4. joints one camera sees carried along its ray from the frames before, the torso's motion
    extrapolated across gaps; what is still missing filled by the factorization prior;
 5. the refinement of the frame with the few before it (:class:`~.trajectory_refine.CausalRefiner`),
-   or the One Euro filter;
+   or the One Euro filter; the pelvis made the hips' midpoint (:func:`~.stages.tie_midpoints`);
 6. each joint's confidence, and the report's sums (:class:`~.report.ReportTally`).
 
 Everything carried from frame to frame is a fixed number of frames or a fixed set of sums, so a
@@ -37,14 +39,13 @@ from posestudio.models.keypoints import H36M17, keypoints_for_rig, to_h36m17
 
 from .anchors import torso_anchors
 from .filters import OneEuroFilter
-from .identity import IdentityTracker
 from .offline import reconstruct_offline
 from .options import ReconstructionOptions
 from .plausibility import implausible_joints
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
 from .report import ReconstructionReport, ReconstructionResult, ReportTally
-from .stages import Detections, joint_confidence, load_prior
+from .stages import Detections, FrontEnd, joint_confidence, load_prior, tie_midpoints
 from .trajectory_refine import CausalRefiner
 
 ROOT = H36M17.index("pelvis")
@@ -173,7 +174,7 @@ class Reconstructor:
         """Forget every frame: the next one pushed starts a new take."""
         opts = self.options
         self.frame = 0
-        self._identity = IdentityTracker(self.rig, self.fps, opts.triangulation, opts.identity)
+        self._front = FrontEnd(self.rig, self.fps, opts)
         self._bone_sum = np.zeros(len(self.bones))
         self._bone_count = np.zeros(len(self.bones), np.int64)
         self._pelvis: deque[FloatArray] = deque(maxlen=self._anchor_frames)       # (3,) raw pelvis
@@ -204,8 +205,9 @@ class Reconstructor:
     def _push_frames(self, keypoints: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The next ``n`` frames, each from itself and the frames before it.
 
-        What a frame needs of no other frame (the layout, triangulation, the identity check, the
-        lenses undone, the confidences, the report's sums) is done for the ``n`` frames at once;
+        What a frame needs of no other frame, or only of a few numbers carried from the frames
+        before (the layout, the swap check, triangulation, the identity check, the lenses undone,
+        the confidences, the report's sums) is done for the ``n`` frames at once;
         the rest frame by frame. :meth:`push` passes one frame, :meth:`run` a take's frames in
         chunks: one computation.
 
@@ -216,7 +218,8 @@ class Reconstructor:
         """
         opts = self.options
         kp17 = to_h36m17(keypoints, self.layout, self._joints_lower)                     # (C, n, 17, 3)
-        kp17, raw, inliers, excluded = self._identity.triangulate(kp17)
+        front = self._front(kp17)
+        kp17, raw, inliers, excluded = front.keypoints, front.points, front.inliers, front.excluded
         n_views = inliers.sum(axis=0)                                                      # (n, 17)
         det = Detections.of(self.rig, kp17, inliers, np.isfinite(raw).all(-1), opts.triangulation.min_confidence)
         directions = self.rig.ray_directions(det.xy)
@@ -235,10 +238,12 @@ class Reconstructor:
             else:
                 points[i] = self._one_euro(filled, self.frame / self.fps)
             self.frame += 1
+        if opts.tie_midpoints:                          # on the output only: the refiner keeps its own
+            points = tie_midpoints(points)
         triangulated = np.isfinite(raw).all(-1)
         none = np.zeros_like(carried)
         confidence = joint_confidence(inliers, kp17[..., 2], points, none, carried, by_prior)
-        self._tally.add(points, kp17, inliers, triangulated, none, carried, by_prior, dropped, excluded)
+        self._tally.add(points, kp17, inliers, triangulated, none, carried, by_prior, dropped, excluded, front.swapped)
         return points, confidence
 
     def _running_bone_lengths(self, raw: FloatArray, trusted: BoolArray) -> FloatArray:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from posestudio.core.arrays import BoolArray, FloatArray
-from posestudio.core.files import write_json
+from posestudio.core.files import absent_field, write_json
 from posestudio.core.keypoints_file import Points3D
 from posestudio.core.pose_metrics import reprojection_errors
 from posestudio.core.rig import CameraRig
@@ -25,6 +25,10 @@ from .options import ReconstructionOptions
 
 FORMAT = "posestudio-reconstruction-report"
 FORMAT_VERSION = 1
+
+
+#: Upper edges of the reprojection-error histogram behind the median: 0.05 px steps up to 500 px.
+_MEDIAN_BINS_PX = np.arange(1, 10001) * 0.05
 
 
 @dataclass(kw_only=True)
@@ -39,6 +43,9 @@ class ReconstructionReport:
         reprojection_rms_px: RMS distance, pixels, between the output joints projected into each
             camera and the detections they were triangulated from (NaN: none).
         reprojection_rms_px_all_detections: the same over every detection, outliers included.
+        reprojection_median_px_all_detections: the median over every detection, pixels (to 0.05 px).
+            "The detections" are the 2D the 3D was made from: left/right swaps undone and, offline,
+            each view's steady per-joint offset removed (see ``docs/reconstruction.md``).
         reprojection_rms_px_per_camera, reprojection_rms_px_per_joint: the first per camera name
             and per joint name, pixels; reprojection_rms_px_per_camera_joint: per camera, then joint.
         bone_length_cv: mean over bones of each bone length's std / mean over frames (0: rigid).
@@ -54,6 +61,10 @@ class ReconstructionReport:
         two_view_joints_dropped_by_bone_lengths: two-view joints dropped as implausible.
         frames_excluded_per_camera_as_another_person: per camera name, frames it was left out
             because its detector followed someone else.
+        frames_with_left_right_swapped_per_camera: per camera name, frames in which left and right
+            (of the whole body or some joints) were found confused and exchanged back.
+        detection: when the 2D came from videos: the detector, its speed, the people followed and
+            per-camera counts (see ``reconstruction.videos.VideoKeypoints.summary``); absent otherwise.
     """
 
     format: str = field(default=FORMAT, init=False)
@@ -66,6 +77,7 @@ class ReconstructionReport:
     mode: str
     reprojection_rms_px: float
     reprojection_rms_px_all_detections: float
+    reprojection_median_px_all_detections: float
     reprojection_rms_px_per_camera: dict[str, float]
     reprojection_rms_px_per_joint: dict[str, float]
     reprojection_rms_px_per_camera_joint: dict[str, dict[str, float]]
@@ -82,6 +94,8 @@ class ReconstructionReport:
     triangulation: dict[str, float]
     two_view_joints_dropped_by_bone_lengths: int
     frames_excluded_per_camera_as_another_person: dict[str, int]
+    frames_with_left_right_swapped_per_camera: dict[str, int]
+    detection: dict[str, Any] | None = absent_field()
 
     def write(self, path: str | Path) -> None:
         """Write ``report.json`` atomically (:func:`posestudio.core.files.write_json`; NaN as null)."""
@@ -126,10 +140,12 @@ class ReportTally:
         self.outlier_views = 0
         self.dropped = 0
         self.excluded = np.zeros(n_c, np.int64)
+        self.swapped = np.zeros(n_c, np.int64)
+        self._hist = np.zeros(len(_MEDIAN_BINS_PX) + 1, np.int64)   # every detection's reprojection error
 
     def add(self, points: FloatArray, keypoints: FloatArray, inliers: BoolArray, triangulated: BoolArray,
             interpolated: BoolArray, carried: BoolArray, by_prior: BoolArray, dropped: BoolArray,
-            excluded: BoolArray) -> None:
+            excluded: BoolArray, swapped: BoolArray | None = None) -> None:
         """Count a run of consecutive output frames.
 
         Args:
@@ -139,12 +155,15 @@ class ReportTally:
             triangulated, interpolated, carried, by_prior, dropped: ``(n, J)`` how each cell was
                 made (dropped: two-view joints rejected by their bone lengths).
             excluded: ``(C, n)`` cameras left out as following another person.
+            swapped: ``(C, n, J)`` detections exchanged with their left/right mirror's (None: none).
         """
         reproj_all = reprojection_errors(points, keypoints[..., :2], self.rig)                  # (C, n, J)
         for k, err in enumerate((np.where(inliers, reproj_all, np.nan), reproj_all)):
             ok = np.isfinite(err)
             self._sq[k] += (np.where(ok, err, 0.0) ** 2).sum(axis=1)
             self._n[k] += ok.sum(axis=1)
+        seen = reproj_all[np.isfinite(reproj_all)]
+        self._hist += np.bincount(np.searchsorted(_MEDIAN_BINS_PX, seen), minlength=len(self._hist))
         lengths = bone_lengths(points, self.bones)                                              # (n, B)
         ok = np.isfinite(lengths)
         n = ok.sum(axis=0)
@@ -163,7 +182,19 @@ class ReportTally:
         self.outlier_views += int((np.isfinite(keypoints[..., 0]) & ~inliers & triangulated[None]).sum())
         self.dropped += int(dropped.sum())
         self.excluded += excluded.sum(axis=1)
+        if swapped is not None:
+            self.swapped += swapped.any(axis=-1).sum(axis=1)
         self.frames += points.shape[0]
+
+    def reprojection_median(self) -> float:
+        """Median reprojection error of every detection so far, pixels (to 0.05 px; NaN: none)."""
+        total = self._hist.sum()
+        if total == 0:
+            return float("nan")
+        k = int(np.searchsorted(np.cumsum(self._hist), (total + 1) / 2))
+        if k >= len(_MEDIAN_BINS_PX):
+            return float(_MEDIAN_BINS_PX[-1])
+        return float(_MEDIAN_BINS_PX[k] - 0.025)
 
     def bone_length_cv(self) -> float:
         """Mean over bones of std / mean of the length (population std, as
@@ -187,6 +218,7 @@ class ReportTally:
             frames=self.frames, fps=float(fps), cameras=list(names), input_layout=input_layout,
             output_layout=H36M17.name, mode="live" if live else "offline",
             reprojection_rms_px=_rms(sq, n), reprojection_rms_px_all_detections=_rms(self._sq[1], self._n[1]),
+            reprojection_median_px_all_detections=self.reprojection_median(),
             reprojection_rms_px_per_camera={c: _rms(sq[i], n[i]) for i, c in enumerate(names)},
             reprojection_rms_px_per_joint={j: _rms(sq[:, k], n[:, k]) for k, j in enumerate(joints)},
             reprojection_rms_px_per_camera_joint={c: {j: _rms(sq[i, k], n[i, k]) for k, j in enumerate(joints)}
@@ -200,4 +232,5 @@ class ReportTally:
             smoothing=smoothing, triangulation={"min_confidence": options.triangulation.min_confidence,
                                                  "threshold_px": options.triangulation.threshold_px},
             two_view_joints_dropped_by_bone_lengths=self.dropped,
-            frames_excluded_per_camera_as_another_person=dict(zip(names, self.excluded.tolist())))
+            frames_excluded_per_camera_as_another_person=dict(zip(names, self.excluded.tolist())),
+            frames_with_left_right_swapped_per_camera=dict(zip(names, self.swapped.tolist())))

@@ -1,5 +1,6 @@
-"""Pieces the live and the offline paths share: the 2D the stages work from, the confidence each
-joint gets, the prior's checkpoint cache.
+"""Pieces the live and the offline paths share: the front end (left/right swaps undone, robust
+triangulation, cameras following someone else left out), the 2D the stages work from, the
+confidence each joint gets, the prior's checkpoint cache.
 
 Each works on a run of consecutive frames (one frame live, a chunk offline) and gives the same
 result for a frame whatever run it arrives in.
@@ -12,13 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
-from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.rig import CameraRig
 from posestudio.models.factorization.prior import FactorizationPrior
 from posestudio.models.keypoints import H36M17
 
+from .identity import IdentityTracker
+from .options import ReconstructionOptions
+from .swaps import SwapCorrector
+
 #: Joints that move smoothly enough to be carried across a gap as anchors for the prior's fit.
 TORSO = [H36M17.index(j) for j in ("pelvis", "r_hip", "l_hip", "spine", "thorax")]
+
+#: Joints the 17-joint body defines as the midpoint of two others, ``(joint, end, end)``: the pelvis
+#: is the hips' midpoint (as every detector layout is mapped to H36M17, ``models/keypoints.py``, and
+#: as the motion-capture truth is made, ``models/datasets/bandai.py``).
+MIDPOINTS = np.array([[H36M17.index("pelvis"), H36M17.index("l_hip"), H36M17.index("r_hip")]])
 
 #: Confidence given to joints filled by the factorization prior (not observed by two cameras).
 PRIOR_CONFIDENCE = 0.2
@@ -38,6 +48,47 @@ def load_prior(path: str | Path) -> FactorizationPrior:
     if key not in _PRIORS:
         _PRIORS[key] = FactorizationPrior.load(path)
     return _PRIORS[key]
+
+
+@dataclass
+class Triangulated:
+    """What the front end made of a run of frames.
+
+    Attributes:
+        keypoints: ``(C, n, 17, 3)`` the 2D every later stage reads: left/right swaps undone,
+            views of cameras following someone else NaN (the input array where neither happened).
+        points: ``(n, 17, 3)`` triangulated joints, metres (NaN where not); inliers: ``(C, n, 17)``
+            the views each was made from.
+        excluded: ``(C, n)`` cameras left out as following another person.
+        swapped: ``(C, n, 17)`` joints whose detection was exchanged with its left/right mirror's.
+    """
+
+    keypoints: FloatArray
+    points: FloatArray
+    inliers: BoolArray
+    excluded: BoolArray
+    swapped: BoolArray
+
+
+class FrontEnd:
+    """Runs of consecutive frames to triangulated joints, the same live and offline: left/right
+    swaps undone (:class:`~.swaps.SwapCorrector`), then robust triangulation leaving out cameras
+    that follow someone else (:class:`~.identity.IdentityTracker`). Both keep state from run to
+    run, so a frame's result does not depend on the run it arrives in.
+
+    Args:
+        rig: the cameras, in the keypoints' order; fps: frame rate, Hz; options: the settings.
+    """
+
+    def __init__(self, rig: CameraRig, fps: float, options: ReconstructionOptions) -> None:
+        self.swaps = SwapCorrector(rig, options.triangulation, options.swaps)
+        self.identity = IdentityTracker(rig, fps, options.triangulation, options.identity)
+
+    def __call__(self, keypoints: FloatArray) -> Triangulated:
+        """Triangulate the next frames, ``(C, n, 17, 3)`` H36M17 keypoints (pixels, confidence)."""
+        kp, swapped = self.swaps.correct(keypoints)
+        kp, points, inliers, excluded = self.identity.triangulate(kp)
+        return Triangulated(kp, points, inliers, excluded, self.swaps.joints_swapped(swapped))
 
 
 @dataclass
@@ -68,6 +119,28 @@ class Detections:
         """``(C, n, 17)`` views the refinement fits: triangulated joints keep to the views they were
         made from; the rest use every confident detection (the robust loss sorts them out)."""
         return np.where(self.triangulated[None], self.inliers, self.usable)
+
+
+def tie_midpoints(points: FloatArray, midpoints: IntArray = MIDPOINTS) -> FloatArray:
+    """Joints defined as the midpoint of two others made so, by the least change: each of the three
+    moves (equal weights), so the midpoint joint's error is averaged with its ends' (each joint is
+    detected on its own, the pelvis as much as the hips).
+
+    Args:
+        points: ``(n, J, 3)`` metres, NaN where missing; midpoints: ``(M, 3)`` ``(joint, end, end)``.
+    Returns:
+        ``(n, J, 3)`` a copy; where one of the three is missing they are left as they are.
+    """
+    out = np.array(points, dtype=np.float64, copy=True)
+    for mid, a, b in midpoints:
+        gap = out[:, mid] - 0.5 * (out[:, a] + out[:, b])                            # (n, 3)
+        ok = np.isfinite(gap).all(-1, keepdims=True)
+        gap = np.where(ok, gap, 0.0)
+        # the least-squares correction along the constraint (1, -1/2, -1/2): mid -2/3, ends +1/3
+        out[:, mid] -= gap * (2.0 / 3.0)
+        out[:, a] += gap / 3.0
+        out[:, b] += gap / 3.0
+    return out
 
 
 def joint_confidence(inliers: BoolArray, detector_confidence: FloatArray, points: FloatArray,

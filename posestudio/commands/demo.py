@@ -1,5 +1,6 @@
 """``posestudio demo``: render a synthetic rig, calibrate it from the videos, reconstruct a synthetic
-performance through the calibration, and print both against the truth."""
+performance through the calibration from 2D keypoints and from rendered videos, and print all of
+it against the truth."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from posestudio.calibration.board import BoardSpec
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_rig
 from posestudio.calibration.compare import score_against_truth
 from posestudio.calibration.report import write_report_json, write_report_png
-from posestudio.core.errors import InputError
+from posestudio.core.errors import InputError, PoseStudioError
+from posestudio.core.rig import CameraRig
 
 EXAMPLE = """example:
   posestudio demo                       # 4 cameras, 1920x1080, into ./out/demo
@@ -23,7 +25,10 @@ blur, noise, cameras a few milliseconds apart), writes one video per camera, run
 calibration as 'posestudio calibrate' on those videos and compares the result with the truth.
 Then a procedurally animated performer walks through the volume; its 2D keypoints (with detector
 noise, confident outliers, occlusions and joints leaving the images) are reconstructed through the
-calibrated rig as 'posestudio reconstruct' does, and compared with the true 3D motion."""
+calibrated rig as 'posestudio reconstruct' does, and compared with the true 3D motion. Last, a
+rendered performance (motion capture of a real actor, with a bystander in view) is filmed by the
+rig and turned into 3D from the videos alone, as 'posestudio reconstruct --videos' does, with each
+2D detector installed (BlazePose; our TCE network), and compared with the truth."""
 
 
 @dataclass
@@ -93,19 +98,19 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise InputError(f"{option} must be at least 1, got {value}")
     offsets = _parse_offsets(args.offsets_ms, args.cameras)
-    print(f"1/4 rendering a synthetic take: {args.cameras} cameras, {args.frames} frames, {w}x{h} -> {args.out}")
+    print(f"1/5 rendering a synthetic take: {args.cameras} cameras, {args.frames} frames, {w}x{h} -> {args.out}")
     t0 = time.perf_counter()
     session = write_synthetic_session(args.out, n_cameras=args.cameras, n_frames=args.frames, image_size=(w, h),
                                       seed=args.seed, time_offsets_s=offsets, board=studio_board())
     print(f"    rendered in {time.perf_counter() - t0:.1f} s")
-    print("2/4 calibrating from the videos (detection, intrinsics, camera graph, bundle adjustment)")
+    print("2/5 calibrating from the videos (detection, intrinsics, camera graph, bundle adjustment)")
     videos = [session.paths[name] for name in session.rig.names]
     result = calibrate_rig(videos, session.board, CalibrationOptions(),
                            progress=lambda m: print("    " + m, flush=True))
     result.rig.save(args.out / "rig.toml")
     write_report_json(result.report, args.out / "rig_report.json")
     write_report_png(result.report, args.out / "rig_report.png")
-    print("3/4 errors against the ground truth")
+    print("3/5 errors against the ground truth")
     score = score_against_truth(result.rig, session.rig)
     ref = result.report.reference_camera
     ref_true = session.rig[ref].time_offset
@@ -125,11 +130,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"board-size error (no ground truth needed): mean {bse.mean_abs_mm:.2f} mm; "
           f"scale factor vs truth {score['scale_factor']:.5f}; time {result.report.timing_s.total:.1f} s")
     print(f"wrote {args.out / 'rig.toml'}, {args.out / 'rig_report.json'}, {args.out / 'rig_report.png'}")
-    _reconstruct_performance(args, session.rig, result.rig)
+    rig = _reconstruct_performance(args, session.rig, result.rig)
+    _videos_to_3d(args, session.rig, rig)
     return 0
 
 
-def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig) -> None:
+def _reconstruct_performance(args: argparse.Namespace, true_rig: CameraRig, calibrated_rig: CameraRig) -> CameraRig:
     """Step 4: a synthetic performance seen by the true rig, reconstructed through the calibrated one."""
     # Imported here for start-up time: the pipeline loads torch, which no other command line needs.
     import numpy as np
@@ -144,7 +150,7 @@ def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig)
     from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
     from posestudio.synthetic.body_motion import walking_body
 
-    print("4/4 reconstructing a synthetic performance through the calibrated rig")
+    print("4/5 reconstructing a synthetic performance through the calibrated rig")
     body = walking_body(150, start=(-1.1, -0.5), speed_m_s=0.5, heading_deg=25)
     views = simulate_detections(true_rig, body, DetectorErrors(seed=args.seed))
     # the calibration's world frame is its own; express it in the truth's to compare positions
@@ -168,3 +174,43 @@ def _reconstruct_performance(args: argparse.Namespace, true_rig, calibrated_rig)
           f"interpolated {100 * rep.fraction_gap_filled:.1f} %, carried along rays "
           f"{100 * rep.fraction_carried_along_rays:.1f} %, filled by the prior {100 * rep.fraction_filled_by_prior:.1f} %")
     print(f"wrote {args.out / 'keypoints2d.npz'}, {args.out / 'take' / 'points3d.npz'}, {args.out / 'take' / 'report.json'}")
+    return rig
+
+
+def _videos_to_3d(args: argparse.Namespace, true_rig: CameraRig, rig: CameraRig, frames: int = 60) -> None:
+    """Step 5: a rendered performance (the subject and a bystander) filmed by the true rig, turned into
+    3D from the videos alone through the calibrated rig, with every detector installed."""
+    # Imported here for start-up time (torch, MediaPipe, the renderer).
+    import importlib.util
+
+    from posestudio.core.pose_metrics import coverage, mpjpe, mpjpe_absolute, p_mpjpe
+    from posestudio.models.detectors.backends import create_detector
+    from posestudio.reconstruction.videos import run_video_reconstruction
+    from posestudio.synthetic.performance import performance_bodies, write_performance
+
+    print(f"5/5 videos -> 3D: a rendered performance ({frames} frames, the subject and a bystander), "
+          "2D detected per view, reconstructed through the calibrated rig")
+    bodies, clips = performance_bodies(frames=frames, fps=30.0, people=2, seed=args.seed)
+    t0 = time.perf_counter()
+    write_performance(args.out / "performance", true_rig, bodies, fps=30.0, seed=args.seed, overwrite=True)
+    print(f"    rendered {', '.join(clips)} in {time.perf_counter() - t0:.1f} s -> {args.out / 'performance'}")
+    videos = [args.out / "performance" / "videos" / f"{name}.mp4" for name in rig.names]
+    detectors = [d for d in ("blazepose", "tce") if d != "blazepose" or importlib.util.find_spec("mediapipe")]
+    print(f"{'detector':<12}{'MPJPE mm':>9}{'abs mm':>8}{'P-MPJPE':>9}{'cover %':>9}{'people':>8}{'s':>7}")
+    for name in detectors:
+        try:
+            detector = create_detector(name)
+        except PoseStudioError as exc:  # a backend that is not installed is skipped, saying why
+            print(f"{name:<12}skipped: {exc}")
+            continue
+        t0 = time.perf_counter()
+        try:
+            made = run_video_reconstruction(rig, videos, args.out / f"performance_{name}", detector)
+        finally:
+            detector.close()
+        p, truth = made.result.points.points3d, bodies[0]
+        print(f"{name:<12}{1000 * mpjpe(p, truth):>9.1f}{1000 * mpjpe_absolute(p, truth):>8.1f}"
+              f"{1000 * p_mpjpe(p, truth):>9.1f}{100 * coverage(p):>9.1f}{made.video.people.shape[0]:>8d}"
+              f"{time.perf_counter() - t0:>7.1f}")
+    print(f"wrote {args.out / 'performance_<detector>'}/ (keypoints2d.npz, points3d.npz, report.json); abs mm "
+          "near the others means the subject, not the bystander, was followed")

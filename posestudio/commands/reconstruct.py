@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from posestudio.core.errors import InputError
+from posestudio.models.detectors.backends import DETECTORS
 from posestudio.reconstruction.options import ReconstructionOptions
 
+if TYPE_CHECKING:
+    from posestudio.reconstruction.report import ReconstructionReport
+
 EXAMPLE = """example:
+  posestudio reconstruct --calibration rig.toml --videos take1/cam01.mp4 take1/cam02.mp4 take1/cam03.mp4 --out results/take1 --overlay
+  posestudio reconstruct --calibration Calib.qca.txt --videos videos/*.mp4 --out out --detector tce --all-people
   posestudio reconstruct --calibration rig.toml --keypoints2d keypoints2d.npz --out results/take1
   posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out live_out --live
   posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out take1 --prior ours.pt
+
+--videos: one recording per camera, named after it (cam01.mp4 for camera cam01; any subset of
+the rig), frame i of each exposed at the same instant. Each is decoded once; the detector
+(BlazePose by default, or our TCE network) finds people per view; frame sizes that differ from
+the calibration are explained (crop or rescale) or refused; the subject is the person seen best
+by the most cameras (--all-people: everyone followed, under OUT/people/). Writes
+OUT/keypoints2d.npz too, and with --overlay OUT/overlay/<camera>.mp4 and a contact sheet.
+--calibration takes rig.toml or any format 'posestudio rig convert' reads.
 
 keypoints2d.npz holds keypoints (cameras, frames, joints, 3) = x, y in pixels and a confidence
 (NaN where absent), camera_names matching the rig, joint_names of a known layout (H36M17,
@@ -28,7 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="triangulate and smooth 3D skeletons from 2D keypoints",
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calibration", required=True, type=Path, help="rig file (rig.toml)")
-    p.add_argument("--keypoints2d", required=True, type=Path, help="2D keypoint file (.npz)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--keypoints2d", type=Path, help="2D keypoint file (.npz)")
+    source.add_argument("--videos", type=Path, nargs="+", help="one recording per camera, named after it")
+    p.add_argument("--detector", choices=DETECTORS, default="blazepose",
+                   help="2D detector for --videos (default blazepose)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="TCE weights (default: the shipped checkpoint)")
+    p.add_argument("--max-people", type=int, default=2, help="people looked for per view (default 2)")
+    p.add_argument("--all-people", action="store_true", help="reconstruct everyone followed, under OUT/people/")
+    p.add_argument("--overlay", action="store_true",
+                   help="write 2D keypoints and reprojected 3D over the videos (OUT/overlay/)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--live", action="store_true", default=d.live,
                    help="causal: each frame refined as it arrives, no look-ahead (default: the whole take at once)")
@@ -74,10 +100,64 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: the pipeline loads torch, which would slow down every command line
     from posestudio.reconstruction.pipeline import run_reconstruction
 
+    if args.videos:
+        return run_videos(args)
+    if args.overlay or args.all_people:
+        raise InputError("--overlay and --all-people need --videos")
     result = run_reconstruction(args.calibration, args.keypoints2d, args.out, options_from_args(args))
-    r = result.report
+    _print_summary(result.report)
+    print(f"wrote {args.out / 'points3d.npz'} and {args.out / 'report.json'}")
+    return 0
+
+
+def run_videos(args: argparse.Namespace) -> int:
+    """``--videos``: detect, reconstruct, write; overlays on request."""
+    # imported when the command runs (torch, MediaPipe, OpenCV video): see run()
+    from posestudio.calibration.rig_formats import import_rig
+    from posestudio.models.detectors.backends import create_detector
+    from posestudio.reconstruction.videos import run_video_reconstruction
+
+    if args.max_people < 1:
+        raise InputError(f"--max-people must be at least 1, got {args.max_people}")
+    options = options_from_args(args)
+    rig = import_rig(args.calibration)
+    detector = create_detector(args.detector, args.checkpoint, max_people=args.max_people)
+    try:
+        made = run_video_reconstruction(rig, args.videos, args.out, detector, options, all_people=args.all_people,
+                                        progress=stage_progress(f"2D ({args.detector})"))
+    finally:
+        detector.close()
+    det = made.result.report.detection or {}
+    print(f"2D: {det.get('frames')} frames x {len(made.video.keypoints.camera_names)} views in {det.get('seconds')} s "
+          f"({det.get('ms_per_frame_per_view')} ms per frame and view), {det.get('people_followed')} people followed")
+    for cam, words in (det.get("size_adjustments") or {}).items():
+        print(f"  {cam}: {words}")
+    _print_summary(made.result.report)
+    if args.overlay:
+        from posestudio.viewer.overlay import write_overlays
+
+        files = write_overlays(args.out / "overlay", made.video.rig, args.videos, made.video.keypoints,
+                               made.result.points, progress=stage_progress("overlay"))
+        made.files += files
+    print("wrote " + ", ".join(str(f) for f in made.files))
+    return 0
+
+
+def stage_progress(stage: str) -> Callable[[int, int | None], None]:
+    """A progress callback printing ``stage: frame done/total (rate)`` on one line of stderr."""
+    start = time.perf_counter()
+
+    def show(done: int, total: int | None) -> None:
+        rate = done / max(1e-9, time.perf_counter() - start)
+        of = f"/{total}" if total else ""
+        end = "\n" if total and done >= total else ""
+        if done == 1 or done % 10 == 0 or end:
+            print(f"\r{stage}: frame {done}{of} ({rate:.1f} frames/s)", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _print_summary(r: ReconstructionReport) -> None:
     print(f"{r.frames} frames, {len(r.cameras)} cameras, layout {r.input_layout} -> {r.output_layout}: "
           f"{r.fraction_reconstructed:.1%} of joints reconstructed, reprojection RMS "
           f"{r.reprojection_rms_px:.2f} px, bone-length CV {r.bone_length_cv:.3f}")
-    print(f"wrote {args.out / 'points3d.npz'} and {args.out / 'report.json'}")
-    return 0

@@ -1,0 +1,1 @@
+"""2D keypoint detectors behind one interface (:class:`Detector2D`): BlazePose and the TCE network."""

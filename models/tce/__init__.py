@@ -1,0 +1,29 @@
+"""TCE: a video 2D pose network with a temporal consistency module (``/work/shared/MODELS.md`` section 1).
+
+An encoder-decoder heatmap network for frame ``t`` that also reads frames ``t - 1`` and ``t + 1``:
+their features are aligned to frame ``t`` by deformable sampling at several dilation rates (offsets
+predicted from the feature pair; no optical flow) and fused before the decoder. Modules:
+
+* :mod:`.sampler` — :class:`DeformableConv2d` on ``grid_sample`` (no torchvision);
+* :mod:`.network` — :class:`TCENet` (``temporal=False``: the single-frame ablation);
+* :mod:`.heatmaps` — Gaussian targets, weighted MSE, argmax + sub-pixel decoding;
+* :mod:`.crops` — square top-down boxes, crop affines, warping, keypoint mapping;
+* :mod:`.train` — ``train_tce(config, sample_source, ...)``, checkpoints, ``evaluate`` (PCK, jitter);
+* :mod:`.detector` — :class:`TCEDetector`, the network as a tracking :class:`Detector2D`.
+
+``checkpoint.pt`` (beside this file, when shipped) is the trained model; ``CHECKPOINT.md`` says how
+it was made.
+"""
+
+from pathlib import Path as _Path
+
+from .detector import TCEDetector
+from .network import TCENet
+from .sampler import DeformableConv2d
+from .train import AugmentConfig, TCETrainConfig, evaluate, load_tce, train_tce
+
+#: The shipped checkpoint (absent until one is trained and shipped).
+DEFAULT_CHECKPOINT = _Path(__file__).with_name("checkpoint.pt")
+
+__all__ = ["DEFAULT_CHECKPOINT", "AugmentConfig", "DeformableConv2d", "TCEDetector", "TCENet", "TCETrainConfig",
+           "evaluate", "load_tce", "train_tce"]
