@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.reconstruction_ablation
 	$(BIN)/python -m benchmarks.reconstruction_scale --blas-threads 1
 	$(BIN)/python -m benchmarks.detection
+	$(BIN)/python -m benchmarks.detection --tce
 
 clean:
 	rm -rf $(VENV) build *.egg-info

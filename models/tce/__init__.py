@@ -15,15 +15,10 @@ predicted from the feature pair; no optical flow) and fused before the decoder. 
 it was made.
 """
 
-from pathlib import Path as _Path
-
-from .detector import TCEDetector
+from .detector import DEFAULT_CHECKPOINT, TCEDetector
 from .network import TCENet
 from .sampler import DeformableConv2d
 from .train import AugmentConfig, TCETrainConfig, evaluate, load_tce, train_tce
-
-#: The shipped checkpoint (absent until one is trained and shipped).
-DEFAULT_CHECKPOINT = _Path(__file__).with_name("checkpoint.pt")
 
 __all__ = ["DEFAULT_CHECKPOINT", "AugmentConfig", "DeformableConv2d", "TCEDetector", "TCENet", "TCETrainConfig",
            "evaluate", "load_tce", "train_tce"]
