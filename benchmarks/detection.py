@@ -121,9 +121,15 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
-def detect_real(detector_name: str, rig: CameraRig, videos: list[Path], **kw) -> tuple[VideoKeypoints, float]:
-    """Run a detector over the real clip through the command's code path; ``(result, ms per view-frame)``."""
-    det = create_detector(detector_name, **kw)
+def detect_real(name: str, rig: CameraRig, videos: list[Path], checkpoint: Path | None = None
+                ) -> tuple[VideoKeypoints, float]:
+    """A detector over the real clip through ``posestudio reconstruct --videos``'s 2D stage.
+
+    Returns ``(result, milliseconds per view and frame)``; TCE runs on the CPU (``checkpoint``:
+    default the shipped one).
+    """
+    kw = {"checkpoint": checkpoint, "device": "cpu"} if name == "tce" else {}
+    det = create_detector(name, **kw)
     try:
         t0 = time.perf_counter()
         vk = detect_videos(rig, videos, det)
@@ -172,6 +178,11 @@ def real_clip(args: argparse.Namespace) -> None:
               "ms/frame/view"]
     print()
     print_table(header, [r.cells() for r in rows])
+    used = reconstruct(vk.rig, vk.keypoints).report
+    print(f"\nPoseStudio's reprojection median against the detections it used (left/right swaps undone, each "
+          f"view's steady per-joint offset removed): {used.reprojection_median_px_all_detections:.2f} px; the table's "
+          "column is against the raw detections; swaps corrected per camera: "
+          + ", ".join(f"{c} {n}" for c, n in used.frames_with_left_right_swapped_per_camera.items()))
     loo = leave_one_camera_out(vk.rig, vk.keypoints)
     stats = DetectorErrorStats.measure(loo)
     print(f"\nBlazePose's errors as the other cameras see them (leave-one-out, confidence >= 0.5): "

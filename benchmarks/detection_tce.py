@@ -51,16 +51,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from benchmarks.detection import detect_real
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d, write_points3d
-from posestudio.core.rig import CameraRig
 from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai
 from posestudio.models.detectors.backends import create_detector
 from posestudio.models.detectors.base import Detector2D, FrameWindow
 from posestudio.models.keypoints import H36M17, to_h36m17
 from posestudio.models.tce.detector import DEFAULT_CHECKPOINT, TCEDetector
 from posestudio.reconstruction.pipeline import reconstruct
-from posestudio.reconstruction.videos import VideoKeypoints, detect_videos
+from posestudio.reconstruction.videos import VideoKeypoints
 from posestudio.reconstruction.view_agreement import leave_one_camera_out
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_render import render_take
@@ -213,23 +213,6 @@ def loo_on_frames(vk: VideoKeypoints, frames: tuple[int, int]) -> tuple[dict[str
     loo = leave_one_camera_out(vk.rig, sub)
     err = loo.error_px
     return loo.median_px(), float(np.nanmedian(err))
-
-
-def detect_real(name: str, rig: CameraRig, videos: list[Path], checkpoint: Path | None = None
-                ) -> tuple[VideoKeypoints, float]:
-    """A detector over the real clip through ``posestudio reconstruct --videos``'s 2D stage.
-
-    Returns ``(result, milliseconds per view and frame)``.
-    """
-    kw = {"checkpoint": checkpoint, "device": "cpu"} if name == "tce" else {}
-    det = create_detector(name, **kw)
-    try:
-        t0 = time.perf_counter()
-        vk = detect_videos(rig, videos, det)
-        seconds = time.perf_counter() - t0
-    finally:
-        det.close()
-    return vk, 1e3 * seconds / (vk.detections.n_frames * len(videos))
 
 
 def write_session(folder: Path, vk: VideoKeypoints, frames: tuple[int, int]) -> Path:
