@@ -45,7 +45,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps pose2sim==0.10.49
 	$(BIN)/pip install --quiet rtoml anytree c3d statsmodels filterpy "numpy>=2,<3"
 	$(BIN)/python -m benchmarks.calibration
-	$(BIN)/python -m benchmarks.reconstruction --grid
+	$(BIN)/python -m benchmarks.reconstruction --grid --realistic --measured
 	$(BIN)/python -m benchmarks.reconstruction_ablation
 	$(BIN)/python -m benchmarks.reconstruction_scale --blas-threads 1
 	$(BIN)/python -m benchmarks.detection

@@ -286,13 +286,15 @@ def describe_errors(e: DetectorErrors) -> str:
 REALISTIC_TARGETS = (15.0, 99.0, 0.6)
 
 
-def run_realistic(frames: int, seed: int, skip_peers: bool) -> None:
+def run_realistic(frames: int, seed: int, skip_peers: bool, measured: bool = False) -> None:
     """The realistic-detector mode: the main table's clips with
-    :meth:`~posestudio.synthetic.body_detections.DetectorErrors.realistic` errors, 4 cameras."""
+    :meth:`~posestudio.synthetic.body_detections.DetectorErrors.realistic` errors (``measured``:
+    :meth:`~posestudio.synthetic.body_detections.DetectorErrors.measured_blazepose`), 4 cameras."""
     t0 = time.perf_counter()
-    errors = DetectorErrors.realistic(seed)
+    errors = DetectorErrors.measured_blazepose(seed) if measured else DetectorErrors.realistic(seed)
     takes = make_takes(4, errors, frames, seed)
-    print(f"\n######## realistic detector: 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}")
+    mode = "BlazePose as measured on real footage" if measured else "realistic detector"
+    print(f"\n######## {mode}: 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}")
     methods = posestudio_methods(("triangulation", "offline", "offline no-prior", "offline no-swaps",
                                   "offline before", "live", "live before"))
     full, p2s_full = POSESTUDIO_ROWS["offline"], None
@@ -383,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="after the main table, the realistic-detector mode (correlated jitter, per-joint bias, "
                          "left/right swaps)")
     ap.add_argument("--realistic-only", action="store_true", help="the realistic-detector mode alone")
+    ap.add_argument("--measured", action="store_true",
+                    help="with --realistic(-only): also the errors BlazePose showed on real footage (benchmarks/detection.py)")
     args = ap.parse_args(argv)
     if not MOCAP.is_dir():
         print(f"motion capture not found at {MOCAP}")
@@ -401,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
               "P-MPJPE: after a per-frame similarity alignment, mm; PCK150 and AUC (0-150 mm) in %.")
     if args.realistic or args.realistic_only:
         run_realistic(args.frames, args.seed, args.skip_peers)
+        if args.measured:
+            run_realistic(args.frames, args.seed, args.skip_peers, measured=True)
     if args.grid or args.grid_only:
         run_grid(errors, args.grid_frames or args.frames, args.seed, args.skip_peers)
         print("\nGrid columns as above (MPJPE pelvis-aligned, P-MPJPE similarity-aligned, mm; PCK150 %; cover %: "
