@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from posestudio.calibration.rig_formats import import_rig
-from posestudio.core.keypoints_file import Keypoints2D
+from posestudio.core.keypoints_file import Keypoints2D, Points3D
 from posestudio.core.rig import CameraRig
 from posestudio.core.skeleton import bone_length_cv
 from posestudio.models.detectors.backends import create_detector
@@ -44,6 +44,7 @@ from posestudio.models.keypoints import H36M17, keypoints_for_rig
 from posestudio.reconstruction.pipeline import reconstruct
 from posestudio.reconstruction.videos import VideoKeypoints, detect_videos
 from posestudio.reconstruction.view_agreement import DetectorErrorStats, leave_one_camera_out
+from posestudio.viewer.overlay import write_overlays
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEMO = DATA / "pose2sim_demo_single"
@@ -82,12 +83,7 @@ def score_real(name: str, rig: CameraRig, kp: Keypoints2D, ms: float,
     """Score one 2D source and one 3D method on the real clip (leave-one-camera-out included)."""
     sub, kp17, _ = keypoints_for_rig(rig, kp, name)
     points = reconstruct_fn(sub, Keypoints2D(kp17, list(sub.names), list(H36M17.joints), kp.fps))
-    loo = {}
-    for i, cam in enumerate(sub.names):
-        keep = [j for j in range(len(sub)) if j != i]
-        others = Keypoints2D(kp17[keep], [sub.names[j] for j in keep], list(H36M17.joints), kp.fps)
-        pred = sub.cameras[i].project(reconstruct_fn(sub.subset(others.camera_names), others))
-        loo[cam] = float(np.nanmedian(np.linalg.norm(pred - kp17[i, ..., :2], axis=-1)))
+    loo = leave_one_camera_out(sub, kp, method=reconstruct_fn).median_px()
     return RealRow(name, full_skeleton_coverage(points), reprojection_median(sub, kp17, points),
                    float(np.nanmean(bone_length_cv(points, H36M17.bone_indices))), loo, ms)
 
@@ -139,15 +135,10 @@ def detect_real(name: str, rig: CameraRig, videos: list[Path], checkpoint: Path 
     return vk, 1e3 * seconds / (vk.detections.n_frames * len(videos))
 
 
-def write_sheet(path: Path, vk: VideoKeypoints, points: np.ndarray, videos: list[Path]) -> None:
+def write_sheet(path: Path, vk: VideoKeypoints, points: Points3D, videos: list[Path]) -> None:
     """A downscaled contact sheet (JPEG) of detections and reprojected 3D."""
-    from posestudio.viewer.overlay import write_overlays  # viewer layer: figures only
-
     tmp = path.parent / f".{path.stem}_overlay"
-    from posestudio.core.keypoints_file import Points3D
-
-    files = write_overlays(tmp, vk.rig, videos, vk.keypoints, Points3D(points, np.ones(points.shape[:2]), list(H36M17.joints),
-                                                                      vk.keypoints.fps), sheet_rows=3)
+    files = write_overlays(tmp, vk.rig, videos, vk.keypoints, points, sheet_rows=3)
     sheet = cv2.imread(str(files[-1]))
     cv2.imwrite(str(path), cv2.resize(sheet, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
                 [cv2.IMWRITE_JPEG_QUALITY, 80])
@@ -178,7 +169,8 @@ def real_clip(args: argparse.Namespace) -> None:
               "ms/frame/view"]
     print()
     print_table(header, [r.cells() for r in rows])
-    used = reconstruct(vk.rig, vk.keypoints).report
+    ours = reconstruct(vk.rig, vk.keypoints)
+    used = ours.report
     print(f"\nPoseStudio's reprojection median against the detections it used (left/right swaps undone, each "
           f"view's steady per-joint offset removed): {used.reprojection_median_px_all_detections:.2f} px; the table's "
           "column is against the raw detections; swaps corrected per camera: "
@@ -193,7 +185,7 @@ def real_clip(args: argparse.Namespace) -> None:
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
         sheet = args.figures / "detection_real_blazepose.jpg"
-        write_sheet(sheet, vk, reconstruct(vk.rig, vk.keypoints).points.points3d, videos)
+        write_sheet(sheet, vk, ours.points, videos)
         print(f"overlay contact sheet: {sheet}")
 
 

@@ -51,12 +51,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmarks.detection import detect_real
+from benchmarks.detection import detect_real, print_table
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d, write_points3d
 from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai
 from posestudio.models.detectors.backends import create_detector
-from posestudio.models.detectors.base import Detector2D, FrameWindow
+from posestudio.models.detectors.base import Detector2D
+from posestudio.models.detectors.run import windows
 from posestudio.models.keypoints import H36M17, to_h36m17
 from posestudio.models.tce.detector import DEFAULT_CHECKPOINT, TCEDetector
 from posestudio.reconstruction.pipeline import reconstruct
@@ -100,20 +101,17 @@ def detect_frames(detector: Detector2D, views: Sequence[Sequence[np.ndarray]]) -
         (NaN where nobody), ``seconds`` spent in ``detect``).
     """
     c, n = len(views), len(views[0])
-    k = detector.context
     layout = detector.layout
     out = np.full((c, n, 17, 3), np.nan)
     detector.reset(c)
     seconds = 0.0
-    for t in range(n):
-        window = FrameWindow([[views[v][t + d] if 0 <= t + d < n else None for d in range(-k, k + 1)]
-                              for v in range(c)], k, t)
+    for window in windows(([views[v][t] for v in range(c)] for t in range(n)), detector.context):
         t0 = time.perf_counter()
         people = detector.detect(window)
         seconds += time.perf_counter() - t0
         for v, p in enumerate(people):
             if len(p):
-                out[v, t] = to_h36m17(p[0][None, None], layout, list(layout.joints))[0, 0]
+                out[v, window.index] = to_h36m17(p[0][None, None], layout, list(layout.joints))[0, 0]
     return out, seconds
 
 
@@ -302,12 +300,6 @@ def real_part(steps: int, batch: int, lr: float, labels_from: Sequence[str], wor
 # Tables
 
 
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    from benchmarks.detection import print_table
-
-    print_table(header, rows)
-
-
 def print_synthetic(scores: dict[str, dict[str, SynthScore]]) -> None:
     header = ["condition", "detector", "PCK@0.1 all 17", "PCK limbs", "PCK hidden", "found", "jitter px/f^2",
               "truth jitter", "ms/frame"]
@@ -317,7 +309,7 @@ def print_synthetic(scores: dict[str, dict[str, SynthScore]]) -> None:
             rows.append([cond, name, f"{100 * s.pck:.1f} %", f"{100 * s.pck_limbs:.1f} %",
                          f"{100 * s.pck_hidden:.1f} %", f"{100 * s.found:.1f} %", f"{s.jitter_px:.2f}",
                          f"{s.jitter_truth_px:.2f}", f"{s.ms_per_frame:.1f}"])
-    _table(header, rows)
+    print_table(header, rows)
 
 
 def print_real(real: dict) -> None:
@@ -330,7 +322,7 @@ def print_real(real: dict) -> None:
             vals = [cam[c] for c in cams]
             rows.append([name, f"{a}-{b - 1}", *(f"{v:.1f}" for v in vals), f"{np.mean(vals):.1f}", f"{med:.1f}",
                          f"{real['ms'][name]:.1f}"])
-    _table(header, rows)
+    print_table(header, rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -262,26 +262,24 @@ def run_video_reconstruction(rig: CameraRig, videos: Sequence[str | Path], out_d
     video = detect_videos(rig, videos, detector, video_options, progress)
     result = reconstruct(video.rig, video.keypoints, options, "videos")
     result.report.detection = video.summary()
-    others: dict[int, ReconstructionResult] = {}
+    others: dict[int, tuple[Keypoints2D, ReconstructionResult]] = {}
     if all_people:
         for k in range(video.people.shape[0]):
             if k == video.subject:
                 continue
             kp = Keypoints2D(video.people[k], video.keypoints.camera_names, video.keypoints.joint_names,
                              video.keypoints.fps)
-            if np.isfinite(kp.keypoints[..., 0]).any(axis=(2,)).sum(axis=0).max(initial=0) < 2:
+            if np.isfinite(kp.keypoints[..., 0]).any(axis=2).sum(axis=0).max(initial=0) < 2:
                 continue  # never seen by two cameras at once: nothing to triangulate
-            others[k] = reconstruct(video.rig, kp, options, f"videos (person {k})")
+            others[k] = (kp, reconstruct(video.rig, kp, options, f"videos (person {k})"))
     out = Path(out_dir)
     files = _write_take(out, video.keypoints, result)
     if video.size_report is not None:
         video.rig.save(out / "rig.toml")
         files.append(out / "rig.toml")
-    for k, res in others.items():
-        kp = Keypoints2D(video.people[k], video.keypoints.camera_names, video.keypoints.joint_names,
-                         video.keypoints.fps)
+    for k, (kp, res) in others.items():
         files += _write_take(out / "people" / f"person_{k}", kp, res)
-    return VideoReconstruction(video, result, others, files)
+    return VideoReconstruction(video, result, {k: res for k, (_, res) in others.items()}, files)
 
 
 def _write_take(out: Path, kp: Keypoints2D, result: ReconstructionResult) -> list[Path]:

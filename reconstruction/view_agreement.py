@@ -11,6 +11,7 @@ a fixed offset per joint and view, gross errors and left/right swaps.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -60,13 +61,16 @@ def mirror_left_right(keypoints: FloatArray) -> FloatArray:
     return out
 
 
-def leave_one_camera_out(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions | None = None) -> LeaveOneOut:
+def leave_one_camera_out(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions | None = None,
+                         method: Callable[[CameraRig, Keypoints2D], FloatArray] | None = None) -> LeaveOneOut:
     """Reconstruct without each camera in turn and compare its detections with the others' 3D.
 
     Args:
         rig: the rig (at least three of its cameras in ``kp``: two remain to triangulate).
         kp: the 2D keypoints, any known layout.
         options: reconstruction settings for each pass (default: the offline pipeline's).
+        method: another 3D method to judge instead (a peer's), called with the remaining cameras
+            and their H36M17 keypoints, returning ``(F, 17, 3)`` metres; ``options`` is then unused.
     """
     sub, kp17, _ = keypoints_for_rig(rig, kp, "keypoints")
     c = len(sub)
@@ -76,7 +80,9 @@ def leave_one_camera_out(rig: CameraRig, kp: Keypoints2D, options: Reconstructio
     for i in range(c):
         keep = [j for j in range(c) if j != i]
         others = Keypoints2D(kp17[keep], [sub.names[j] for j in keep], list(H36M17.joints), kp.fps)
-        points = reconstruct(sub, others, options, f"leave out {sub.names[i]}").points.points3d
+        rest = sub.subset(others.camera_names)
+        points = (method(rest, others) if method is not None
+                  else reconstruct(rest, others, options, f"leave out {sub.names[i]}").points.points3d)
         predicted[i] = sub.cameras[i].project(points)
     residual = kp17[..., :2] - predicted
     mirrored = mirror_left_right(kp17)[..., :2] - predicted

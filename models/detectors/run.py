@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -86,6 +86,36 @@ def lockstep_frames(sources: Sequence[FrameSource]) -> Iterator[list[Image]]:
         count += 1
 
 
+def windows(frame_sets: Iterable[list[Image]], context: int) -> Iterator[FrameWindow]:
+    """The :class:`FrameWindow` of every instant of a take given frame set by frame set.
+
+    Args:
+        frame_sets: one list of frames (one per view) per instant, in order.
+        context: frames each side of the centre; the window holds ``2 * context + 1`` frame sets,
+            so memory stays bounded whatever the take's length.
+    Yields:
+        each instant's window once, in order (``None`` for neighbours outside the take).
+    """
+    k = context
+    window: collections.deque[list[Image]] = collections.deque(maxlen=2 * k + 1)
+
+    def at(centre: int, index: int) -> FrameWindow:
+        n_views = len(window[centre])
+        frames = [[window[centre + d][v] if 0 <= centre + d < len(window) else None for d in range(-k, k + 1)]
+                  for v in range(n_views)]
+        return FrameWindow(frames, k, index)
+
+    done = 0
+    for frames in frame_sets:
+        window.append(frames)
+        done += 1
+        # The centre frame is the one k frames back (once the window has its future context).
+        if done > k:
+            yield at(len(window) - 1 - k, done - 1 - k)
+    for tail in range(min(k, done), 0, -1):  # the last k frames have no future neighbours
+        yield at(len(window) - tail, done - tail)
+
+
 def detect_sources(sources: Sequence[FrameSource], detector: Detector2D,
                    progress: Progress | None = None) -> VideoDetections:
     """Decode every source once, in lockstep, and detect people in every view of every frame.
@@ -100,37 +130,27 @@ def detect_sources(sources: Sequence[FrameSource], detector: Detector2D,
         SourceError: a recording that cannot be decoded, or recordings of different lengths.
     """
     t0 = time.perf_counter()
-    k = detector.context
     detector.reset(len(sources))
     totals = [s.expected_frame_count() for s in sources]
     total = min(t for t in totals if t) if any(totals) else None
-    window: collections.deque[list[Image]] = collections.deque(maxlen=2 * k + 1)
-    people: list[list[FloatArray]] = []
-    sizes: list[tuple[int, int]] | None = None
+    sizes: list[tuple[int, int]] = []
 
-    def run_centre(centre: int, index: int) -> None:
-        frames = [[window[centre + d][v] if 0 <= centre + d < len(window) else None for d in range(-k, k + 1)]
-                  for v in range(len(sources))]
-        people.append(detector.detect(FrameWindow(frames, k, index)))
+    def checked() -> Iterator[list[Image]]:
+        for i, frames in enumerate(lockstep_frames(sources)):
+            if not sizes:
+                sizes.extend((f.shape[1], f.shape[0]) for f in frames)
+            for s, f, size in zip(sources, frames, sizes):
+                if (f.shape[1], f.shape[0]) != size:
+                    raise SourceError(f"{s.path}: frame {i} is {f.shape[1]}x{f.shape[0]}, earlier frames were "
+                                      f"{size[0]}x{size[1]}")
+            yield frames
+
+    people: list[list[FloatArray]] = []
+    for window in windows(checked(), detector.context):
+        people.append(detector.detect(window))
         if progress:
             progress(len(people), total)
-
-    done = 0
-    for frames in lockstep_frames(sources):
-        if sizes is None:
-            sizes = [(f.shape[1], f.shape[0]) for f in frames]
-        for s, f, size in zip(sources, frames, sizes):
-            if (f.shape[1], f.shape[0]) != size:
-                raise SourceError(f"{s.path}: frame {done} is {f.shape[1]}x{f.shape[0]}, earlier frames were "
-                                  f"{size[0]}x{size[1]}")
-        window.append(frames)
-        done += 1
-        # The centre frame is the one k frames back (once the window has its future context).
-        if done > k:
-            run_centre(len(window) - 1 - k, done - 1 - k)
-    for tail in range(min(k, done), 0, -1):  # the last k frames have no future neighbours
-        run_centre(len(window) - tail, done - tail)
-    if sizes is None:
+    if not sizes:
         raise SourceError(f"{sources[0].path}: no frames")
     fps = next((f for f in (s.fps() for s in sources) if f), None)
     return VideoDetections(people, [s.name for s in sources], sizes, detector.layout.name, detector.name, fps,
