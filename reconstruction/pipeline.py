@@ -51,7 +51,8 @@ def reconstruct(rig: CameraRig, kp: Keypoints2D, options: ReconstructionOptions 
 
 def run_reconstruction(calibration: str | Path, keypoints: str | Path, out_dir: str | Path,
                        options: ReconstructionOptions | None = None) -> ReconstructionResult:
-    """Read the rig and keypoints, reconstruct, write ``OUT/points3d.npz`` and ``OUT/report.json``.
+    """Read the rig and keypoints, reconstruct, write ``OUT/points3d.npz``, ``OUT/report.json`` and
+    ``OUT/rig.toml`` (the rig used, so that the viewer finds the cameras beside the take).
 
     Nothing is written unless everything succeeded; each file is written atomically.
     """
@@ -62,4 +63,5 @@ def run_reconstruction(calibration: str | Path, keypoints: str | Path, out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     write_points3d(out / "points3d.npz", result.points)
     result.report.write(out / "report.json")
+    rig.save(out / "rig.toml")
     return result

@@ -255,8 +255,8 @@ def run_video_reconstruction(rig: CameraRig, videos: Sequence[str | Path], out_d
                              progress: Progress | None = None) -> VideoReconstruction:
     """Recordings to ``OUT/keypoints2d.npz``, ``OUT/points3d.npz`` and ``OUT/report.json``.
 
-    Also ``OUT/rig.toml`` when frame sizes made the rig change (the rig actually used), and with
-    ``all_people`` ``OUT/people/person_<k>/`` (the same three files) for every person followed.
+    Also ``OUT/rig.toml``: the rig actually used (adjusted where frame sizes made it change), so
+    that the viewer and exporters find the cameras beside the take; with ``all_people`` ``OUT/people/person_<k>/`` (the same three files) for every person followed.
     Nothing is written unless detection and reconstruction succeeded; each file is atomic.
     """
     video = detect_videos(rig, videos, detector, video_options, progress)
@@ -274,9 +274,8 @@ def run_video_reconstruction(rig: CameraRig, videos: Sequence[str | Path], out_d
             others[k] = (kp, reconstruct(video.rig, kp, options, f"videos (person {k})"))
     out = Path(out_dir)
     files = _write_take(out, video.keypoints, result)
-    if video.size_report is not None:
-        video.rig.save(out / "rig.toml")
-        files.append(out / "rig.toml")
+    video.rig.save(out / "rig.toml")
+    files.append(out / "rig.toml")
     for k, (kp, res) in others.items():
         files += _write_take(out / "people" / f"person_{k}", kp, res)
     return VideoReconstruction(video, result, {k: res for k, (_, res) in others.items()}, files)
