@@ -12,6 +12,8 @@ Three inputs:
    by PoseStudio's offline pipeline; the solver works from the reconstruction (with its
    confidences), and the table also scores the BVH against the motion-capture truth.
 3. **A 10-minute take at 60 fps** (a clip tiled): solve time against the take's own duration.
+4. With ``--take DIR``: any ``posestudio reconstruct`` output, e.g. of the real 4-camera clip
+   (``make bench`` reconstructs ``../shared/data/pose2sim_demo_single`` with BlazePose first).
 
 Columns: round trip (mean / p95 distance between the input joints and the joints forward
 kinematics gives from the written-and-reread BVH, mm); bone-length error (mean absolute difference
@@ -209,6 +211,22 @@ def reconstructed_part(frames: int, tmp: Path) -> None:
                 f"swing-only {c:.1f}")
 
 
+def folder_part(folder: Path, tmp: Path) -> None:
+    """A ``posestudio reconstruct`` output (e.g. real footage): round trip against its joints."""
+    from posestudio.core.keypoints_file import read_points3d
+    from posestudio.core.skeleton import bone_length_cv
+
+    points = read_points3d(folder / "points3d.npz")
+    joints = np.asarray(points.points3d)
+    truth = measure_bones(np.nan_to_num(joints) @ Y_UP_TO_Z_UP, np.nan_to_num(points.confidence))
+    rows = {"PoseStudio solve -> BVH -> reread": [score(folder.name, "ours", points, truth, tmp)],
+            "swing-only (joints2bvh-style)": [score(folder.name, "peer", points, truth, tmp)]}
+    cv_in = bone_length_cv(joints, H36M17.bone_indices)
+    print_table(f"## {folder}: {len(joints)} frames at {points.fps:g} fps (a reconstruction; no truth: bones "
+                "against the reconstruction's medians)", rows,
+                f"bone-length CV of the reconstruction {100 * cv_in:.2f} %; of the BVH 0 % by construction")
+
+
 def long_take_part(tmp: Path) -> None:
     f = next(f for f in sorted(MOCAP.glob("*.bvh")) if "walk_normal" in f.stem)
     motion = read_bvh(f)
@@ -257,12 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=None, help="motion-capture clips (default all)")
     p.add_argument("--frames", type=int, default=150, help="frames per reconstructed take")
     p.add_argument("--no-blender", action="store_true")
+    p.add_argument("--take", type=Path, action="append", default=[],
+                   help="also a 'posestudio reconstruct' output folder (repeatable), e.g. of real footage")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         mocap_part(args.clips, tmp)
         reconstructed_part(args.frames, tmp)
+        for folder in args.take:
+            folder_part(folder, tmp)
         long_take_part(tmp)
         if not args.no_blender:
             blender_part(tmp)

@@ -64,3 +64,23 @@ def axis_rotation_x(angle: FloatArray) -> FloatArray:
     out[..., 0, 0] = 1.0
     out[..., 1, 1], out[..., 1, 2], out[..., 2, 1], out[..., 2, 2] = c, -s, s, c
     return out
+
+
+def fit_rotations(rest: FloatArray, observed: FloatArray, weights: FloatArray) -> FloatArray:
+    """Rotations about a fixed origin that best carry rest offsets onto observed ones (Kabsch).
+
+    Unlike :func:`posestudio.core.alignment.similarity_transforms` there is no translation: the
+    origin is the joint itself (e.g. the pelvis, whose path is the root's).
+
+    Args:
+        rest: ``(N, 3)`` offsets in the joint's rest frame.
+        observed: ``(F, N, 3)`` the same points relative to the joint, per frame.
+        weights: ``(F, N)`` non-negative weights.
+    Returns:
+        ``(F, 3, 3)`` proper rotations minimising ``sum_n w_n |R rest_n - observed_n|^2``.
+    """
+    cov = np.einsum("fn,fni,nj->fij", weights, observed, rest)  # sum w d o^T
+    u, _, vt = np.linalg.svd(cov)
+    fix = np.ones(cov.shape[:2])
+    fix[:, 2] = np.sign(np.linalg.det(u @ vt))
+    return (u * fix[:, None, :]) @ vt

@@ -131,3 +131,62 @@ def two_bone_ik(root: FloatArray, target: FloatArray, upper_length: float, lower
     side = unit(np.cross(u, axis))
     middle = root + along[:, None] * u + height[:, None] * side
     return middle, root + d[:, None] * u
+
+
+def two_bone_fit(root: FloatArray, middle_obs: FloatArray, end_obs: FloatArray, upper_length: float,
+                 lower_length: float, axis: FloatArray, end_weight: FloatArray,
+                 iterations: int = 24) -> tuple[FloatArray, FloatArray]:
+    """Middle and end joint of a limb with fixed bones, as close as they can be to both observations.
+
+    Plain two-bone IK puts the end exactly on its target; when the observed bones are not the
+    actor's (a reconstruction whose left shin is 2 cm shorter than the right), a nearly straight
+    limb then bends its middle joint far out of place to absorb the difference. This places the
+    upper bone at the angle (in the hinge plane) minimising
+    ``|middle - middle_obs|^2 + end_weight * (|end_obs - middle| - lower_length)^2``, searched
+    between the IK angle and the observed upper bone's angle (golden section, vectorised), and
+    aims the lower bone at ``end_obs``. A large ``end_weight`` (a planted foot) gives the IK answer.
+
+    Args:
+        root: ``(F, 3)`` shoulder / hip; middle_obs, end_obs: ``(F, 3)`` observed elbow / knee and
+            wrist / ankle (metres).
+        upper_length, lower_length: bone lengths (metres).
+        axis: ``(F, 3)`` unit hinge axes; end_weight: ``(F,)`` weight of the end's distance.
+    Returns:
+        ``(middle (F, 3), end (F, 3))``.
+    """
+    a, b = float(upper_length), float(lower_length)
+    ik_middle, _ = two_bone_ik(root, end_obs, a, b, axis)
+    reach = end_obs - root
+    u = unit(reach)
+    side = unit(np.cross(u, axis))
+
+    def angle_of(point: FloatArray) -> FloatArray:
+        d = point - root
+        return np.arctan2((d * side).sum(-1), (d * u).sum(-1))
+
+    phi_ik, phi_obs = angle_of(ik_middle), angle_of(middle_obs)
+    lo, hi = np.minimum(phi_ik, phi_obs), np.maximum(phi_ik, phi_obs)
+    w = np.asarray(end_weight, float)
+
+    def cost(phi: FloatArray) -> FloatArray:
+        mid = root + a * (np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * side)
+        miss = np.linalg.norm(end_obs - mid, axis=-1) - b
+        return ((mid - middle_obs) ** 2).sum(-1) + w * miss**2
+
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    f1, f2 = cost(x1), cost(x2)
+    for _ in range(iterations):  # golden-section search, all frames at once
+        left = f1 < f2
+        hi = np.where(left, x2, hi)
+        lo = np.where(left, lo, x1)
+        x2n = np.where(left, x1, lo + ratio * (hi - lo))
+        x1n = np.where(left, hi - ratio * (hi - lo), x2)
+        x1, x2 = x1n, x2n
+        f1, f2 = cost(x1), cost(x2)
+    phi = 0.5 * (lo + hi)
+    candidates = np.stack([phi, phi_ik], axis=0)  # never worse than plain IK
+    best = candidates[np.argmin(np.stack([cost(phi), cost(phi_ik)]), axis=0), np.arange(len(phi))]
+    middle = root + a * (np.cos(best)[:, None] * u + np.sin(best)[:, None] * side)
+    end = middle + b * unit(end_obs - middle)
+    return middle, end

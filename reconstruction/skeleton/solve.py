@@ -28,8 +28,8 @@ from posestudio.models.keypoints import H36M17
 from .actor import build_actor, measure_bones, weighted_median
 from .contacts import ContactOptions, detect_contacts, foot_slide_mm, pin_contacts
 from .definition import JOINT_NAMES, joint_index
-from .frames import aim_rotation, axis_rotation_x, unit
-from .limbs import hinge_axes, two_bone_ik
+from .frames import aim_rotation, axis_rotation_x, fit_rotations, unit
+from .limbs import hinge_axes, two_bone_fit
 from .solution import SkeletonSolution
 from .trajectories import follow_trajectories
 
@@ -37,6 +37,9 @@ X, Y, Z = np.eye(3)
 
 #: How far the solver flexes an ankle to keep the foot level (radians either way).
 ANKLE_RANGE_RAD = np.radians(45.0)
+
+#: Weight of a planted ankle's distance from its hold against the knee's (:func:`~.limbs.two_bone_fit`).
+PLANTED_END_WEIGHT = 1e4
 
 
 @dataclass(frozen=True)
@@ -95,16 +98,24 @@ def solve_skeleton(points: Points3D, options: SolveOptions | None = None) -> Ske
     def set_rot(name: str, r: np.ndarray) -> None:
         rot[:, joint_index(name)] = r
 
-    # Pelvis: aimed at the lower spine (its y axis), turned about it by the hip line. The spine is
-    # three times further from the pelvis than the hips, so it takes the exact direction.
+    # Pelvis: first aimed at the lower spine and turned by the hip line; the actor's pelvis layout
+    # (hips and lower spine in that frame) is measured, then the rotation is refitted to all three
+    # points at once (Kabsch), so a reconstruction whose spine leans against its hip line shares
+    # the difference between them instead of loading it on one.
     hips = aim_rotation(p["spine"] - p["pelvis"], p["l_hip"] - p["r_hip"], Y, X)
+    around_pelvis = np.stack([p[n] - p["pelvis"] for n in ("l_hip", "r_hip", "spine")], axis=1)
+    pelvis_weights = conf[:, H36M17.indices(["l_hip", "r_hip", "spine"])] + 1e-3
+    bones = measure_bones(followed, conf)
+    for _ in range(2):
+        local = np.einsum("fba,fnb->fna", hips, around_pelvis)
+        w_hip = np.minimum(pelvis_weights[:, 0], pelvis_weights[:, 1])[:, None].repeat(3, axis=1)
+        hip_left = weighted_median(np.concatenate([local[:, 0], local[:, 1] * [-1.0, 1.0, 1.0]]),
+                                   np.concatenate([w_hip, w_hip]))
+        spine_local = weighted_median(local[:, 2], pelvis_weights[:, [2]].repeat(3, axis=1))
+        actor = build_actor(bones, hip_left, spine_local)
+        rest = actor.offsets[[joint_index("LeftUpLeg"), joint_index("RightUpLeg"), joint_index("Spine")]]
+        hips = fit_rotations(rest, around_pelvis, pelvis_weights)
     set_rot("Hips", hips)
-    local = {n: np.einsum("fba,fb->fa", hips, p[n] - p["pelvis"]) for n in ("l_hip", "r_hip", "spine")}
-    w_hip = np.minimum(conf[:, H36M17.index("l_hip")], conf[:, H36M17.index("r_hip")])[:, None]
-    hip_left = weighted_median(np.concatenate([local["l_hip"], local["r_hip"] * [-1.0, 1.0, 1.0]]),
-                               np.concatenate([w_hip, w_hip]).repeat(3, axis=1))
-    spine_local = weighted_median(local["spine"], conf[:, [H36M17.index("spine")]].repeat(3, axis=1))
-    actor = build_actor(measure_bones(followed, conf), hip_left, spine_local)
     off = {name: actor.offsets[joint_index(name)] for name in JOINT_NAMES}
 
     # Spine, chest, neck, head: each aimed at the next joint, twist from the hip and shoulder lines.
@@ -129,8 +140,8 @@ def solve_skeleton(points: Points3D, options: SolveOptions | None = None) -> Ske
         # Elbows bend towards the front: the fallback axis is upper x (forward, a little up).
         fallback = np.cross(unit(upper), chest_forward + 0.3 * chest_up)
         axis = hinge_axes(upper, p[f"{s}_wrist"] - p[f"{s}_elbow"], chest, fallback, fps)
-        elbow, wrist = two_bone_ik(shoulder, p[f"{s}_wrist"], actor.bone_lengths[f"{s}_upper_arm"],
-                                   actor.bone_lengths[f"{s}_forearm"], axis)
+        elbow, wrist = two_bone_fit(shoulder, p[f"{s}_elbow"], p[f"{s}_wrist"], actor.bone_lengths[f"{s}_upper_arm"],
+                                    actor.bone_lengths[f"{s}_forearm"], axis, np.ones(n_f))
         rest_axis = -sign * Y  # T-pose: arm along sign*X, elbow bends the forearm to +Z
         set_rot(f"{side}Arm", aim_rotation(elbow - shoulder, axis, sign * X, rest_axis))
         forearm = aim_rotation(wrist - elbow, axis, sign * X, rest_axis)
@@ -147,12 +158,16 @@ def solve_skeleton(points: Points3D, options: SolveOptions | None = None) -> Ske
         slide_in.append(foot_slide_mm(ankle, contacts[:, k]))
         target = (pin_contacts(ankle, contacts[:, k], fps, opt.contacts.blend_s, opt.contacts.max_correction_m)
                   if opt.pin_feet else ankle)
+        # A planted (or landing) foot must reach its target; elsewhere knee and ankle share the
+        # difference between the actor's bones and the reconstruction's.
+        held = np.linalg.norm(target - ankle, axis=-1) > 1e-9
+        end_weight = np.where(contacts[:, k] | held, PLANTED_END_WEIGHT, 1.0) if opt.pin_feet else np.ones(n_f)
         thigh = p[f"{s}_knee"] - p[f"{s}_hip"]
         # Knees bend backwards: the axis thigh x shin points to the actor's left (+X of the pelvis).
         fallback = np.cross(unit(thigh), -pelvis_forward)
         axis = hinge_axes(thigh, ankle - p[f"{s}_knee"], hips, fallback, fps, bend_side=X)
-        knee, ankle_solved = two_bone_ik(hip, target, actor.bone_lengths[f"{s}_thigh"],
-                                         actor.bone_lengths[f"{s}_shin"], axis)
+        knee, ankle_solved = two_bone_fit(hip, p[f"{s}_knee"], target, actor.bone_lengths[f"{s}_thigh"],
+                                          actor.bone_lengths[f"{s}_shin"], axis, end_weight)
         set_rot(f"{side}UpLeg", aim_rotation(knee - hip, axis, -Y, X))
         set_rot(f"{side}Leg", aim_rotation(ankle_solved - knee, axis, -Y, X))
         # The ankle flexes about the knee's axis (the shin frame's x) by the angle that levels the
