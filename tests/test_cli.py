@@ -29,12 +29,12 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_top_level_help_lists_the_subcommands():
     out = run("--help")
     assert out.returncode == 0
-    for cmd in ("board", "calibrate", "demo", "rig", "synth", "export", "publish"):
+    for cmd in ("board", "calibrate", "demo", "rig", "synth", "export", "publish", "view"):
         assert cmd in out.stdout
 
 
 @pytest.mark.parametrize("cmd", [["board"], ["calibrate"], ["demo"], ["rig", "convert"], ["rig", "check"],
-                                 ["synth", "rig"], ["export"], ["publish"]])
+                                 ["synth", "rig"], ["export"], ["publish"], ["view"]])
 def test_every_subcommand_has_help_with_an_example(cmd):
     out = run(*cmd, "--help")
     assert out.returncode == 0, out.stderr

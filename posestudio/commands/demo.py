@@ -28,7 +28,9 @@ noise, confident outliers, occlusions and joints leaving the images) are reconst
 calibrated rig as 'posestudio reconstruct' does, and compared with the true 3D motion. Last, a
 rendered performance (motion capture of a real actor, with a bystander in view) is filmed by the
 rig and turned into 3D from the videos alone, as 'posestudio reconstruct --videos' does, with each
-2D detector installed (BlazePose; our TCE network), and compared with the truth."""
+2D detector installed (BlazePose; our TCE network), and compared with the truth. The walk's
+reconstruction is exported as an animation skeleton to OUT/take.bvh and rendered to
+OUT/render.png ('posestudio view OUT/take' plays it)."""
 
 
 @dataclass
@@ -132,7 +134,43 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out / 'rig.toml'}, {args.out / 'rig_report.json'}, {args.out / 'rig_report.png'}")
     rig = _reconstruct_performance(args, session.rig, result.rig)
     _videos_to_3d(args, session.rig, rig)
+    export_bvh(args.out)
+    render_take(args.out)
     return 0
+
+
+def export_bvh(out: Path) -> Path:
+    """The reconstructed walk as an animation skeleton: ``OUT/take.bvh``, as
+    ``posestudio export OUT/take --bvh OUT/take.bvh`` writes it."""
+    # Imported here for start-up time (the solver needs scipy only when it runs).
+    from posestudio.reconstruction.export.take import read_take
+    from posestudio.reconstruction.export.writers import export_take
+
+    points, source = read_take(out / "take")
+    written = export_take(points, {"bvh": out / "take.bvh"}, source=source)[0]
+    print(f"BVH: {written.line()} (open it in Blender: File > Import > Motion Capture (.bvh))")
+    return written.path
+
+
+def render_take(out: Path) -> Path | None:
+    """Last: the reconstructed walk (step 4) rendered offscreen to ``OUT/render.png``, as
+    ``posestudio view OUT/take --offscreen OUT/render.png`` does; skipped, saying why, where nothing
+    can render. Returns the PNG, or None when skipped."""
+    # Imported here for start-up time: Open3D loads only when something is drawn.
+    from posestudio.commands.view import load_rig, load_take
+    from posestudio.viewer.offscreen import RenderUnavailable, render_png
+
+    take_dir, png = out / "take", out / "render.png"
+    calibration = None if (take_dir / "rig.toml").is_file() else out / "rig_in_truth_frame.toml"
+    take = load_take(take_dir)
+    try:
+        done = render_png(png, take, rig=load_rig(take_dir, calibration))
+    except RenderUnavailable as exc:
+        print(f"render: skipped, nothing can render here ({exc})")
+        return None
+    print(f"render: the reconstructed walk at frame {take.n_frames // 2}, cameras and floor "
+          f"({done.size[0]}x{done.size[1]}, {done.renderer} renderer): wrote {done.path}")
+    return done.path
 
 
 def _reconstruct_performance(args: argparse.Namespace, true_rig: CameraRig, calibrated_rig: CameraRig) -> CameraRig:
