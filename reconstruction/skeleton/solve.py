@@ -38,9 +38,6 @@ X, Y, Z = np.eye(3)
 #: How far the solver flexes an ankle to keep the foot level (radians either way).
 ANKLE_RANGE_RAD = np.radians(45.0)
 
-#: Weight of a planted ankle's distance from its hold against the knee's (:func:`~.limbs.two_bone_fit`).
-PLANTED_END_WEIGHT = 1e4
-
 
 @dataclass(frozen=True)
 class SolveOptions:
@@ -50,11 +47,16 @@ class SolveOptions:
         cutoff_hz: how closely a joint at confidence 1 is followed (half-power cutoff, Hz); lower
             confidence follows more loosely (:mod:`.trajectories`).
         pin_feet: hold planted feet still (:mod:`.contacts`).
+        planted_foot_weight: how much more a planted ankle's distance from its hold counts than
+            the knee's distance from the reconstruction (:func:`~.limbs.two_bone_fit`). 30 keeps
+            planted feet within about 0.1 mm a frame while knees stay near the reconstruction even
+            where its legs are not symmetric; a very large value is plain inverse kinematics.
         contacts: contact detection thresholds.
     """
 
     cutoff_hz: float = 10.0
     pin_feet: bool = True
+    planted_foot_weight: float = 30.0
     contacts: ContactOptions = field(default_factory=ContactOptions)
 
 
@@ -161,7 +163,7 @@ def solve_skeleton(points: Points3D, options: SolveOptions | None = None) -> Ske
         # A planted (or landing) foot must reach its target; elsewhere knee and ankle share the
         # difference between the actor's bones and the reconstruction's.
         held = np.linalg.norm(target - ankle, axis=-1) > 1e-9
-        end_weight = np.where(contacts[:, k] | held, PLANTED_END_WEIGHT, 1.0) if opt.pin_feet else np.ones(n_f)
+        end_weight = np.where(contacts[:, k] | held, opt.planted_foot_weight, 1.0) if opt.pin_feet else np.ones(n_f)
         thigh = p[f"{s}_knee"] - p[f"{s}_hip"]
         # Knees bend backwards: the axis thigh x shin points to the actor's left (+X of the pelvis).
         fallback = np.cross(unit(thigh), -pelvis_forward)

@@ -89,7 +89,7 @@ def test_overlays_show_the_detections_over_the_footage(take: Path) -> None:
 def test_the_real_take_exports_as_a_bvh_that_reproduces_it(take: Path, tmp_path: Path) -> None:
     """Issue 15's round trip on a reconstructed real take: 3D -> BVH -> read back -> forward
     kinematics. BlazePose's reconstruction has a left shin about 4 cm shorter than the right; the
-    actor's symmetric bones absorb that at the knees, so the bound is 12 mm (measured 10.1 mm)."""
+    actor's symmetric bones absorb most of it at the knees (measured 9.65 mm)."""
     from posestudio.core.bvh import read_bvh
     from posestudio.reconstruction.skeleton import JOINT_NAMES
     from posestudio.reconstruction.skeleton.definition import observed_pairs
@@ -102,4 +102,4 @@ def test_the_real_take_exports_as_a_bvh_that_reproduces_it(take: Path, tmp_path:
     sk, h = observed_pairs(H36M17.joints)
     back = bvh.world_positions()[:, [bvh.index(JOINT_NAMES[i]) for i in sk]]
     err = np.linalg.norm(back - pts[:, h], axis=-1)
-    assert err.mean() < 0.012, f"{1000 * err.mean():.1f} mm"
+    assert err.mean() < 0.01, f"{1000 * err.mean():.1f} mm"
