@@ -1,0 +1,175 @@
+"""``posestudio node``: one camera streaming frames to the studio server (a capture node)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from posestudio.core.errors import InputError
+
+if TYPE_CHECKING:
+    from posestudio.capture.node import NodeStats
+
+EXAMPLE = """example:
+  posestudio node --camera cam01 --source 0 --server tcp://studio-server:5560
+  posestudio node --camera cam02 --source rtsp://10.0.0.12/stream1 --server tcp://studio-server:5560
+  posestudio node --camera cam03 --source takes/cam03.mp4 --loop --server tcp://127.0.0.1:5560
+  posestudio node --camera cam04 --source takes/cam04/ --fps 30 --server tcp://127.0.0.1:5560 --duration 10
+  posestudio node --camera cam0 --source synthetic:perf/rig.toml --loop --server tcp://127.0.0.1:5560
+
+SRC is a camera index (0, 1, ...), a stream URL (rtsp://, http://), a video file (paced at its
+frame rate), a folder of images (paced at --fps, default 30) or synthetic:RIG.toml (a rendered
+performer seen by that rig's camera NAME, paced at --fps, default 30; the same --seed renders the
+same performance in every camera). Each frame is stamped with this machine's monotonic clock at
+the middle of its grab and published as a frame message (docs/live_studio.md: msgpack header and
+JPEG over ZeroMQ, topic frame/NAME/) to the server's SUB socket. A short queue drops the oldest
+frame rather than let latency build up; a status line every few seconds says the frames sent per
+second and the drops. Ctrl-C (or --duration) stops it cleanly."""
+
+#: Seconds between status lines.
+STATUS_EVERY_S = 5.0
+#: Frames of motion a synthetic source renders before it plays them again (at --fps).
+SYNTHETIC_SECONDS = 20.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``node`` subcommand."""
+    p = sub.add_parser("node", help="stream one camera's frames to the studio server (ZeroMQ)",
+                       description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--camera", required=True, metavar="NAME", help="the camera's name, as in the rig")
+    p.add_argument("--source", required=True, metavar="SRC",
+                   help="camera index, stream URL, video file, image folder or synthetic:RIG.toml")
+    p.add_argument("--server", required=True, metavar="ENDPOINT", help="the server's frame endpoint, tcp://HOST:PORT")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frames per second (default: a video's own rate; 30 for folders and synthetic; a camera's "
+                        "as it delivers)")
+    p.add_argument("--loop", action="store_true", help="play a video, folder or synthetic take again at its end")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality, 1-100 (default 90)")
+    p.add_argument("--session", default="", help="the session named in every frame (default empty)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: never)")
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="the camera's latency, subtracted from each capture time, ms (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: the performance's seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def synthetic_frames(rig_path: Path, camera: str, fps: float, loop: bool, seed: int = 0) -> Iterator[np.ndarray]:
+    """A rendered performer seen by ``camera`` of the rig at ``rig_path``: BGR frames ``(H, W, 3)`` uint8.
+
+    The motion is :func:`~posestudio.synthetic.performance.performance_bodies` (a Bandai clip when the
+    data is there, else a walk) for :data:`SYNTHETIC_SECONDS` at ``fps``, rendered frame by frame by
+    :func:`~posestudio.synthetic.body_render.render_take` into that one camera; again from the start with
+    ``loop``. The same seed gives the same performance in every camera.
+
+    Raises:
+        InputError / RigFileError: a rig that cannot be read, a camera it does not have.
+    """
+    # imported when a synthetic source is asked for: rendering needs the synthetic package (layer 5)
+    from posestudio.core.rig import CameraRig
+    from posestudio.synthetic.body_render import render_take
+    from posestudio.synthetic.performance import performance_bodies
+    from posestudio.synthetic.render_augment import RenderOptions
+
+    if not rig_path.is_file():
+        raise InputError(f"--source synthetic:{rig_path}: no such rig file; expected synthetic:RIG.toml")
+    rig = CameraRig.load(rig_path)
+    if camera not in rig.names:
+        raise InputError(f"--source synthetic:{rig_path}: the rig has no camera {camera!r} "
+                         f"(it has {', '.join(rig.names)}); expected --camera to name one")
+    bodies, _ = performance_bodies(max(1, round(SYNTHETIC_SECONDS * fps)), fps, 1, None, seed)
+    one = rig.subset([camera])
+
+    def frames() -> Iterator[np.ndarray]:
+        while True:
+            for _, images, _ in render_take(one, bodies, RenderOptions(seed=seed), seed):
+                yield images[0]
+            if not loop:
+                return
+
+    return frames()
+
+
+def parse_source(text: str, camera: str, fps: float | None, loop: bool, seed: int = 0) -> tuple[object, float | None]:
+    """The :class:`~posestudio.capture.node.CaptureNode` source and pace for ``--source`` text.
+
+    Returns:
+        ``(source, fps)``: an ``int`` camera index, a URL, a path, or an iterator of rendered frames;
+        the pace (a synthetic source's default 30 filled in).
+    Raises:
+        InputError: a source of no known kind, a missing path, a synthetic rig without the camera.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text), fps
+    if text.startswith("synthetic:"):
+        fps = 30.0 if fps is None else fps
+        return synthetic_frames(Path(text[len("synthetic:"):]), camera, fps, loop, seed), fps
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return text, fps
+    if not text:
+        raise InputError("--source is empty; expected a camera index, stream URL, video file, image folder or "
+                         "synthetic:RIG.toml")
+    path = Path(text)
+    if not path.exists():
+        raise InputError(f"--source {text}: no such file or folder; expected a camera index (0, 1, ...), a stream "
+                         "URL (rtsp://...), a video file, an image folder or synthetic:RIG.toml")
+    return path, fps
+
+
+def status_line(camera: str, before: NodeStats, now: NodeStats) -> str:
+    """One line of what happened between two :class:`~posestudio.capture.node.NodeStats`."""
+    dt = max(now.elapsed_s - before.elapsed_s, 1e-9)
+    rate = (now.sent - before.sent) / dt
+    return (f"node {camera}: {rate:5.1f} frames/s sent, {now.sent} sent of {now.grabbed} grabbed, dropped "
+            f"{now.dropped_queue} in the queue and {now.dropped_send} at the socket, JPEG "
+            f"{now.encode_ms:.1f} ms/frame")
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: other commands' start-up does not need ZeroMQ or OpenCV
+    from posestudio.capture.node import CaptureNode
+
+    if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
+        raise InputError(f"--fps {args.fps:g}: expected a positive number of frames per second")
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration {args.duration:g}: expected a positive number of seconds")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise InputError(f"--jpeg-quality {args.jpeg_quality}: expected 1 to 100")
+    source, fps = parse_source(args.source, args.camera, args.fps, args.loop, args.seed)
+    node = CaptureNode(args.camera, source, args.server, session=args.session, fps=fps, loop=args.loop,
+                       jpeg_quality=args.jpeg_quality, latency_ns=round(args.latency_ms * 1e6),
+                       source_name=args.source if args.source.startswith("synthetic:") else None)
+    pace = f"{node.fps:g} fps" if node.fps else "as the device delivers"
+    print(f"node {args.camera}: {node.source_description} -> {args.server} ({pace}, JPEG quality {args.jpeg_quality}"
+          f"{', looping' if args.loop else ''}{f', session {args.session}' if args.session else ''}; Ctrl-C stops)",
+          flush=True)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    node.start()
+    ended = False
+    try:
+        last = node.stats()
+        while True:
+            wait = STATUS_EVERY_S if deadline is None else min(STATUS_EVERY_S, deadline - time.monotonic())
+            ended = node.wait(max(0.0, wait))
+            if ended or (deadline is not None and time.monotonic() >= deadline):
+                break
+            now = node.stats()
+            print(status_line(args.camera, last, now), flush=True)
+            last = now
+    except KeyboardInterrupt:
+        print(f"node {args.camera}: stopping", flush=True)
+    finally:
+        final = node.stop()
+    if node.error is not None:
+        raise node.error
+    print(f"node {args.camera}: {'source ended' if ended else 'stopped'}; sent {final.sent} of {final.grabbed} frames in {final.elapsed_s:.1f} s "
+          f"({final.sent / max(final.elapsed_s, 1e-9):.1f} frames/s), dropped {final.dropped_queue} in the queue and "
+          f"{final.dropped_send} at the socket", flush=True)
+    return 0
+
