@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputError
+from .wire import is_int, show_value
 
 #: The ``schema`` field's value.
 SCHEMA = "posestudio.frame"
@@ -89,16 +90,6 @@ def _fail(what: str) -> FrameMessageError:
     return FrameMessageError(f"frame message: {what}")
 
 
-def _show(value: object, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters (a malformed message can hold anything)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def camera_name_problem(camera: object) -> str | None:
     """Why ``camera`` cannot name a camera in a topic (None when it can)."""
     if not isinstance(camera, str):
@@ -106,9 +97,9 @@ def camera_name_problem(camera: object) -> str | None:
     if not 1 <= len(camera) <= MAX_NAME:
         return f"has {len(camera)} characters; expected 1 to {MAX_NAME}"
     if "/" in camera:
-        return f"{_show(camera)} holds '/'; expected a name without the topic separator"
+        return f"{show_value(camera)} holds '/'; expected a name without the topic separator"
     if not camera.isprintable():
-        return f"{_show(camera)} holds control characters; expected a printable name"
+        return f"{show_value(camera)} holds control characters; expected a printable name"
     return None
 
 
@@ -199,9 +190,9 @@ def encode_image(image: NDArray[np.uint8], encoding: str = JPEG, jpeg_quality: i
     if encoding == RAW_BGR8:
         return np.ascontiguousarray(img).tobytes()
     if encoding != JPEG:
-        raise _fail(f"field 'encoding' is {_show(encoding)}; expected one of {', '.join(ENCODINGS)}")
-    if not _is_int(jpeg_quality) or not 1 <= int(jpeg_quality) <= 100:
-        raise _fail(f"JPEG quality {_show(jpeg_quality)}; expected an integer from 1 to 100")
+        raise _fail(f"field 'encoding' is {show_value(encoding)}; expected one of {', '.join(ENCODINGS)}")
+    if not is_int(jpeg_quality) or not 1 <= int(jpeg_quality) <= 100:
+        raise _fail(f"JPEG quality {show_value(jpeg_quality)}; expected an integer from 1 to 100")
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     if not ok:   # pragma: no cover - OpenCV encodes any uint8 BGR image
         raise _fail(f"OpenCV could not JPEG-encode a {img.shape[1]}x{img.shape[0]} image")
@@ -275,8 +266,8 @@ def _int_field(doc: dict, name: str, lo: int, hi: int, what: str, optional: bool
     value = doc.get(name) if optional else _field(doc, name, what)
     if value is None and optional:
         return None
-    if not _is_int(value) or not lo <= int(value) <= hi:
-        raise _fail(f"field '{name}' is {_show(value)}; expected {what}{' or nil' if optional else ''}")
+    if not is_int(value) or not lo <= int(value) <= hi:
+        raise _fail(f"field '{name}' is {show_value(value)}; expected {what}{' or nil' if optional else ''}")
     return int(value)
 
 
@@ -321,10 +312,10 @@ def _checked(doc: dict, payload: bytes) -> FrameMessage:
     """The :class:`FrameMessage` of a header map and payload, every rule of the schema checked."""
     schema = _field(doc, "schema", f"{SCHEMA!r}")
     if schema != SCHEMA:
-        raise _fail(f"field 'schema' is {_show(schema)}; expected {SCHEMA!r}")
+        raise _fail(f"field 'schema' is {show_value(schema)}; expected {SCHEMA!r}")
     version = _field(doc, "version", f"the integer {VERSION}")
-    if not _is_int(version):
-        raise _fail(f"field 'version' is {_show(version)}; expected the integer {VERSION}")
+    if not is_int(version):
+        raise _fail(f"field 'version' is {show_value(version)}; expected the integer {VERSION}")
     if version != VERSION:
         newer = "newer than" if version > VERSION else "older than"
         raise _fail(f"version {version} is {newer} this reader's version {VERSION}; expected version {VERSION} "
@@ -345,7 +336,7 @@ def _checked(doc: dict, payload: bytes) -> FrameMessage:
     height = _int_field(doc, "height", 1, MAX_SIDE, f"an integer number of pixels from 1 to {MAX_SIDE}")
     encoding = _field(doc, "encoding", f"one of {', '.join(ENCODINGS)}")
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
-        raise _fail(f"field 'encoding' is {_show(encoding)}; expected one of {', '.join(ENCODINGS)}")
+        raise _fail(f"field 'encoding' is {show_value(encoding)}; expected one of {', '.join(ENCODINGS)}")
     size = _int_field(doc, "payload_bytes", 0, _INT64[1], "the payload's length in bytes")
     if len(payload) != size:
         raise _fail(f"payload has {len(payload)} bytes but field 'payload_bytes' says {size}; expected the same "

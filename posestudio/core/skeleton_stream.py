@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputError
+from .wire import is_int, show_value
 
 #: The ZeroMQ topic (first message part) of every skeleton message.
 TOPIC = b"skeleton"
@@ -71,16 +72,6 @@ class StreamMessageError(InputError):
 
 def _fail(what: str) -> StreamMessageError:
     return StreamMessageError(f"skeleton stream: {what}")
-
-
-def _show(value: object, limit: int = 40) -> str:
-    """``repr(value)``, cut to ``limit`` characters (a malformed message can hold anything)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,12 +103,12 @@ class SkeletonFrame:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not _is_int(self.sequence) or not UNSEQUENCED <= int(self.sequence) <= _MAX_UINT64:
-            raise _fail(f"field 'sequence' is {_show(self.sequence)}; expected an integer from 0 to 2**64-1")
+        if not is_int(self.sequence) or not UNSEQUENCED <= int(self.sequence) <= _MAX_UINT64:
+            raise _fail(f"field 'sequence' is {show_value(self.sequence)}; expected an integer from 0 to 2**64-1")
         object.__setattr__(self, "sequence", int(self.sequence))
         t = self.timestamp_s
         if not isinstance(t, (int, float, np.integer, np.floating)) or isinstance(t, (bool, np.bool_)):
-            raise _fail(f"field 'timestamp_s' is {_show(t)}; expected a number of seconds")
+            raise _fail(f"field 'timestamp_s' is {show_value(t)}; expected a number of seconds")
         try:
             seconds = float(t)
         except OverflowError:
@@ -134,7 +125,7 @@ class SkeletonFrame:
         names = tuple(str(n) for n in names)
         if len(set(names)) != len(names):
             twice = sorted(n for n, k in Counter(names).items() if k > 1)
-            raise _fail(f"field 'joint_names' names {_show(twice)} more than once; expected unique names")
+            raise _fail(f"field 'joint_names' names {show_value(twice)} more than once; expected unique names")
         object.__setattr__(self, "joint_names", names)
         points = _numeric(self.points, "points", np.float32)
         confidence = _numeric(self.confidence, "confidence", np.float32)
@@ -156,13 +147,13 @@ class SkeletonFrame:
             raise _fail(f"field 'confidence' holds {bad.size} values outside [0, 1] (e.g. {bad.flat[0]:g}); "
                         "expected confidences in [0, 1]")
         if np.unique(ids).size != ids.size:
-            raise _fail(f"field 'person_ids' holds a track id more than once ({_show(ids.tolist())}); expected unique ids")
+            raise _fail(f"field 'person_ids' holds a track id more than once ({show_value(ids.tolist())}); expected unique ids")
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "confidence", confidence)
         object.__setattr__(self, "person_ids", ids)
         if self.frame_index is not None:
-            if not _is_int(self.frame_index) or not 0 <= int(self.frame_index) <= _MAX_UINT64:
-                raise _fail(f"field 'frame_index' is {_show(self.frame_index)}; expected a non-negative integer or nil")
+            if not is_int(self.frame_index) or not 0 <= int(self.frame_index) <= _MAX_UINT64:
+                raise _fail(f"field 'frame_index' is {show_value(self.frame_index)}; expected a non-negative integer or nil")
             object.__setattr__(self, "frame_index", int(self.frame_index))
         if not isinstance(self.source, str):
             raise _fail(f"field 'source' is {type(self.source).__name__}; expected a string")
@@ -229,10 +220,10 @@ def _array(doc: dict, name: str, dtype: str, shape_words: str, ndim: int) -> np.
         if key not in value:
             raise _fail(f"field '{name}' lacks '{key}'; expected a map {expected}")
     if value["dtype"] != dtype:
-        raise _fail(f"field '{name}' has dtype {_show(value['dtype'])}; expected {dtype!r}")
+        raise _fail(f"field '{name}' has dtype {show_value(value['dtype'])}; expected {dtype!r}")
     shape = value["shape"]
-    if not isinstance(shape, list) or len(shape) != ndim or not all(_is_int(s) and 0 <= s < 2**31 for s in shape):
-        raise _fail(f"field '{name}' has shape {_show(shape)}; expected {shape_words}, {ndim} non-negative integers")
+    if not isinstance(shape, list) or len(shape) != ndim or not all(is_int(s) and 0 <= s < 2**31 for s in shape):
+        raise _fail(f"field '{name}' has shape {show_value(shape)}; expected {shape_words}, {ndim} non-negative integers")
     data = value["data"]
     if not isinstance(data, bytes):
         raise _fail(f"field '{name}' data is {type(data).__name__}; expected bytes (msgpack bin)")
@@ -275,17 +266,17 @@ def decode_frame(parts: Sequence[bytes], topic: bytes | None = TOPIC) -> Skeleto
         raise _fail(f"payload is a msgpack {type(doc).__name__}; expected a map with schema {SCHEMA!r}")
     schema = _field(doc, "schema", f"{SCHEMA!r}")
     if schema != SCHEMA:
-        raise _fail(f"field 'schema' is {_show(schema)}; expected {SCHEMA!r}")
+        raise _fail(f"field 'schema' is {show_value(schema)}; expected {SCHEMA!r}")
     version = _field(doc, "version", f"the integer {VERSION}")
-    if not _is_int(version):
-        raise _fail(f"field 'version' is {_show(version)}; expected the integer {VERSION}")
+    if not is_int(version):
+        raise _fail(f"field 'version' is {show_value(version)}; expected the integer {VERSION}")
     if version != VERSION:
         newer = "newer than" if version > VERSION else "older than"
         raise _fail(f"version {version} is {newer} this reader's version {VERSION}; expected version {VERSION} "
                     "(update the older side)")
     sequence = _field(doc, "sequence", "an integer from 0 to 2**64-1")
-    if not _is_int(sequence) or sequence < 0:
-        raise _fail(f"field 'sequence' is {_show(sequence)}; expected an integer from 0 to 2**64-1")
+    if not is_int(sequence) or sequence < 0:
+        raise _fail(f"field 'sequence' is {show_value(sequence)}; expected an integer from 0 to 2**64-1")
     timestamp = _field(doc, "timestamp_s", "a finite number of seconds")
     joint_names = _field(doc, "joint_names", "a list of strings")
     if not isinstance(joint_names, list) or not all(isinstance(n, str) for n in joint_names):
