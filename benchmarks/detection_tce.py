@@ -340,6 +340,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="whose reconstruction the bootstrapping session is (TCE's own: self-training)")
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                    help="the temporal network to score (default: the shipped one)")
+    ap.add_argument("--single-checkpoint", type=Path, default=SINGLE_CHECKPOINT,
+                    help="its single-frame ablation (default: benchmarks/checkpoints/tce_single.pt)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -350,8 +354,8 @@ def run(args: argparse.Namespace) -> int:
     for k, v in vars(args).items():
         setattr(opts, k, v)
     torch.set_num_threads(1)
-    if not DEFAULT_CHECKPOINT.is_file():
-        print(f"no shipped TCE checkpoint at {DEFAULT_CHECKPOINT}: train it first (models/tce/CHECKPOINT.md)")
+    if not opts.checkpoint.is_file():
+        print(f"no TCE checkpoint at {opts.checkpoint}: train it first (models/tce/CHECKPOINT.md)")
         return 1
     start = time.perf_counter()
     try:
@@ -363,11 +367,11 @@ def run(args: argparse.Namespace) -> int:
         if not DEFAULT_BANDAI_DIR.is_dir():
             print(f"(a) skipped: {DEFAULT_BANDAI_DIR} is absent")
         else:
-            detectors: dict[str, Detector2D] = {"TCE temporal": TCEDetector.from_checkpoint(DEFAULT_CHECKPOINT, "cpu")}
-            if SINGLE_CHECKPOINT.is_file():
-                detectors["TCE single-frame"] = TCEDetector.from_checkpoint(SINGLE_CHECKPOINT, "cpu")
+            detectors: dict[str, Detector2D] = {"TCE temporal": TCEDetector.from_checkpoint(opts.checkpoint, "cpu")}
+            if opts.single_checkpoint.is_file():
+                detectors["TCE single-frame"] = TCEDetector.from_checkpoint(opts.single_checkpoint, "cpu")
             else:
-                print(f"  (no single-frame ablation at {SINGLE_CHECKPOINT})")
+                print(f"  (no single-frame ablation at {opts.single_checkpoint})")
             if have_blazepose:
                 detectors["BlazePose"] = create_detector("blazepose", max_people=1)
             else:
@@ -389,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             work = Path(tempfile.mkdtemp(prefix="tce_bench_"))
             try:
-                real = real_part(opts.boot_steps, opts.boot_batch, opts.boot_lr, opts.boot_labels, work)
+                real = real_part(opts.boot_steps, opts.boot_batch, opts.boot_lr, opts.boot_labels, work,
+                                 checkpoint=opts.checkpoint)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             print(f"\n## (b) Real clip {DEMO.name}: leave-one-camera-out error on held-out frames, pixels "
