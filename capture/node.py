@@ -30,6 +30,10 @@ A sequence gap seen by the server is therefore a dropped frame, wherever it was 
 before the server's SUB socket has connected and subscribed are lost (ZeroMQ's slow joiner), as are
 frames sent while no server listens. The socket belongs to the sender thread (made, used and closed
 there, linger 0): closing never waits on an absent server.
+
+With ``clock_endpoint`` the node also binds a :class:`~posestudio.capture.clock_sync.ClockProbeResponder`
+that answers the server's clock probes with the node's own ``clock`` (``docs/clock_sync.md``), so the
+server can map the node's stamps to studio time.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from posestudio.core.frame_messages import (
     frame_topic,
 )
 
+from .clock_sync import ClockProbeResponder
 from .sources import FrameSource, SourceError
 
 #: The frame rate an image folder is paced at when none is given, frames per second.
@@ -265,20 +270,26 @@ class CaptureNode:
             1080p JPEG frames); 0 keeps the OS default (autotuned, up to megabytes: more latency can pile up).
         source_name: how status lines name the source (default: its kind and path).
         context: the ZeroMQ context (default: the process's shared one).
+        clock_endpoint: where to bind a :class:`~posestudio.capture.clock_sync.ClockProbeResponder`
+            answering the server's clock probes with ``clock`` (``tcp://*:5581``; ``tcp://127.0.0.1:*``
+            picks a free port, see :attr:`clock_endpoint`); None: no responder. Bound here, answered
+            from :meth:`start` to :meth:`stop`.
 
     Attributes:
+        clock_endpoint: the responder's bound endpoint (None without one).
         grabbed, sent, dropped_queue, dropped_send: the counters (see :class:`NodeStats`).
         error: the exception that stopped the node early (a source that failed mid-stream), else None.
 
     Raises:
-        InputError: a malformed camera name, endpoint or option; SourceError: a source that cannot be opened.
+        InputError: a malformed camera name, endpoint or option; SourceError: a source that cannot be opened;
+            ClockSyncError: ``clock_endpoint`` cannot be bound.
     """
 
     def __init__(self, camera: str, source: object, endpoint: str, session: str = "", fps: float | None = None,
                  loop: bool = False, jpeg_quality: int = 90, queue_frames: int = 2,
                  clock: Callable[[], int] = time.monotonic_ns, latency_ns: int = 0, *, encoding: str = JPEG,
                  send_hwm: int = 4, send_buffer_bytes: int = 1 << 20, source_name: str | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, clock_endpoint: str | None = None) -> None:
         self.camera = camera
         self.topic = frame_topic(camera)   # checks the name
         if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
@@ -306,6 +317,14 @@ class CaptureNode:
         self.send_buffer_bytes = int(send_buffer_bytes)
         self._context = context
         self._reader = open_reader(source, fps, loop)
+        self._responder: ClockProbeResponder | None = None
+        if clock_endpoint is not None:
+            try:
+                self._responder = ClockProbeResponder(clock_endpoint, clock, context=context)
+            except BaseException:
+                self._reader.close()
+                raise
+        self.clock_endpoint: str | None = None if self._responder is None else self._responder.endpoint
         self.source_description = source_name or self._reader.description
         if self._reader.live:
             self.period_s: float | None = None
@@ -356,7 +375,10 @@ class CaptureNode:
         if self.error is not None:
             self._finished.set()
             self._reader.close()
+            self._close_responder()
             raise self.error
+        if self._responder is not None:
+            self._responder.start()
         grabber.start()
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -374,10 +396,17 @@ class CaptureNode:
             self._ready.notify_all()
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT_S)
+        self._close_responder()
         self._finished.set()
         if self._started_at is not None and self._stopped_at is None:
             self._stopped_at = time.monotonic()
         return self.stats()
+
+    def _close_responder(self) -> None:
+        """Stop answering clock probes and unbind the responder (safe to call twice)."""
+        responder, self._responder = self._responder, None
+        if responder is not None:
+            responder.stop()
 
     def run(self, duration_s: float | None = None) -> NodeStats:
         """Start, stream until ``duration_s`` seconds passed (None: until the source ends), stop.
@@ -412,6 +441,7 @@ class CaptureNode:
             self.stop()
         else:
             self._reader.close()
+            self._close_responder()
 
     # ------------------------------------------------------------------ threads
     def _grab_loop(self) -> None:

@@ -22,12 +22,14 @@ EXAMPLE = """example:
   posestudio node --camera cam03 --source takes/cam03.mp4 --loop --server tcp://127.0.0.1:5560
   posestudio node --camera cam04 --source takes/cam04/ --fps 30 --server tcp://127.0.0.1:5560 --duration 10
   posestudio node --camera cam0 --source synthetic:perf/rig.toml --loop --server tcp://127.0.0.1:5560
+  posestudio node --camera cam01 --source 0 --server tcp://studio-server:5560 --clock-bind tcp://*:5581
 
 SRC is a camera index (0, 1, ...), a stream URL (rtsp://, http://), a video file (paced at its
 frame rate), a folder of images (paced at --fps, default 30) or synthetic:RIG.toml (a rendered
 performer seen by that rig's camera NAME, paced at --fps, default 30; the same --seed renders the
 same performance in every camera). Each frame is stamped with this machine's monotonic clock at
-the middle of its grab and published as a frame message (docs/live_studio.md: msgpack header and
+the middle of its grab (--clock-bind lets the server probe that clock and map the stamps to studio
+time) and published as a frame message (docs/live_studio.md: msgpack header and
 JPEG over ZeroMQ, topic frame/NAME/) to the server's SUB socket. A short queue drops the oldest
 frame rather than let latency build up; a status line every few seconds says the frames sent per
 second and the drops. Ctrl-C (or --duration) stops it cleanly."""
@@ -56,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="the camera's latency, subtracted from each capture time, ms (default 0)")
     p.add_argument("--seed", type=int, default=0, help="synthetic: the performance's seed (default 0)")
+    p.add_argument("--clock-bind", default=None, metavar="ENDPOINT",
+                   help="answer the server's clock probes there, tcp://*:PORT (docs/clock_sync.md; the studio "
+                        "config's camera clock = \"tcp://THIS-HOST:PORT\"); default: no clock responder")
     p.set_defaults(func=run)
 
 
@@ -144,10 +149,12 @@ def run(args: argparse.Namespace) -> int:
     source, fps = parse_source(args.source, args.camera, args.fps, args.loop, args.seed)
     node = CaptureNode(args.camera, source, args.server, session=args.session, fps=fps, loop=args.loop,
                        jpeg_quality=args.jpeg_quality, latency_ns=round(args.latency_ms * 1e6),
-                       source_name=args.source if args.source.startswith("synthetic:") else None)
+                       source_name=args.source if args.source.startswith("synthetic:") else None,
+                       clock_endpoint=args.clock_bind)
     pace = f"{node.fps:g} fps" if node.fps else "as the device delivers"
     print(f"node {args.camera}: {node.source_description} -> {args.server} ({pace}, JPEG quality {args.jpeg_quality}"
-          f"{', looping' if args.loop else ''}{f', session {args.session}' if args.session else ''}; Ctrl-C stops)",
+          f"{', looping' if args.loop else ''}{f', session {args.session}' if args.session else ''}"
+          f"{f', clock probes at {node.clock_endpoint}' if node.clock_endpoint else ''}; Ctrl-C stops)",
           flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     node.start()
