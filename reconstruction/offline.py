@@ -111,7 +111,7 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
 
 def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, Any]:
     """The report's ``smoothing`` for the offline path."""
-    out: dict[str, Any] = {"filter": "butterworth zero-phase", "cutoff_hz": opts.cutoff_hz, "order": 4,
+    out: dict[str, Any] = {"filter": "butterworth zero-phase", "cutoff_hz": min(opts.cutoff_hz, 0.4 * fps), "order": 4,
                            "gaps_filled_up_to_frames": round(opts.max_gap_s * fps)}
     if opts.refine:
         out["refined"] = asdict(opts.refine_weights)
@@ -191,11 +191,14 @@ def _reconstruct_once(rig: CameraRig, keypoints: FloatArray, fps: float, opts: R
     triangulated = np.isfinite(raw).all(axis=-1)
     det = Detections.of(rig, kp, inliers, triangulated, opts.triangulation.min_confidence)
     max_gap = round(opts.max_gap_s * fps)
-    points, interpolated = butterworth_zero_phase(raw, fps, opts.cutoff_hz, max_gap_frames=max_gap, return_mask=True)
+    # A take filmed slower than 2.5 x the cutoff (e.g. 6 Hz at a 12 fps webcam) keeps 80 % of its
+    # Nyquist band: the filter cannot cut above it.
+    cutoff_hz = min(opts.cutoff_hz, 0.4 * fps)
+    points, interpolated = butterworth_zero_phase(raw, fps, cutoff_hz, max_gap_frames=max_gap, return_mask=True)
     completed, carried, by_prior = _fill_missing(points, det, rig, reference, prior, fps, opts)
     added = carried | by_prior
     if added.any():  # smooth what was added together with what it joins
-        smoothed = butterworth_zero_phase(completed, fps, opts.cutoff_hz, max_gap_frames=max_gap)
+        smoothed = butterworth_zero_phase(completed, fps, cutoff_hz, max_gap_frames=max_gap)
         points = np.where(added[..., None], smoothed, points)
     if opts.refine:
         points = refine_in_windows(points, np.isfinite(points).all(-1), fps, bones, reference, rig.rotations,
