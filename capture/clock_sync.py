@@ -582,6 +582,7 @@ class ClockTracker:
         self._errors: dict[str, str] = {}
         self._last: dict[str, ClockProbe] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()               # set by stop() and wake(): the sleep between rounds ends
         self._round_done = threading.Condition(self._lock)
         self.rounds = 0
         self._thread: threading.Thread | None = None
@@ -601,6 +602,20 @@ class ClockTracker:
         with self._lock:
             for table in (self._endpoints, self._models, self._failures, self._errors, self._last):
                 table.pop(name, None)
+
+    def wake(self) -> None:
+        """Probe the nodes that have no model yet (just added, or added again) now rather than at the next
+        round; the others keep their schedule. A round in progress finishes first. Safe from any thread."""
+        self._wake.set()
+
+    def node_offset_ns(self, name: str, at_studio_ns: int) -> int | None:
+        """Node ``name``'s clock minus the studio clock at studio time ``at_studio_ns``, ns
+        (``ClockModel.to_node_ns(t) - t``); None for an unknown node or one without a burst yet."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.ready:
+                return None
+            return model.to_node_ns(at_studio_ns) - int(at_studio_ns)
 
     def to_studio_ns(self, name: str, node_time_ns: int) -> tuple[int, int]:
         """Node ``name``'s stamp on the studio clock, ``(studio_ns, uncertainty_ns)``.
@@ -652,38 +667,50 @@ class ClockTracker:
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
-                with self._lock:
-                    wanted = dict(self._endpoints)
-                for name in [n for n, c in clients.items() if wanted.get(n) != c.endpoint]:
-                    clients.pop(name).close()
-                for name, endpoint in wanted.items():
-                    if self._stop.is_set():
-                        break
-                    if name not in clients:
-                        try:
-                            clients[name] = ClockSyncClient(endpoint, self.clock, timeout_s=self.timeout_s,
-                                                            context=self._context, configure=self._configure)
-                        except ClockSyncError as exc:
-                            self._failed(name, endpoint, exc)
-                            continue
-                    try:
-                        best = clients[name].burst(self.probes)
-                    except ClockSyncError as exc:
-                        self._failed(name, endpoint, exc)
-                        continue
-                    with self._lock:
-                        if self._endpoints.get(name) == endpoint:
-                            self._models[name].update(best)
-                            self._last[name] = best
-                            self._failures[name] = 0
-                            self._errors[name] = ""
+                self._round(clients, only_new=False)
                 with self._round_done:
                     self.rounds += 1
                     self._round_done.notify_all()
-                self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+                # sleep to the next round; a wake() in between probes only the nodes without a model (a
+                # node just added or restarted), so the others' bursts stay evenly spaced for the drift fit
+                while not self._stop.is_set():
+                    remaining = self.interval_s - (time.monotonic() - started)
+                    if remaining <= 0 or not self._wake.wait(remaining):
+                        break
+                    self._wake.clear()
+                    self._round(clients, only_new=True)
         finally:
             for client in clients.values():
                 client.close()
+
+    def _round(self, clients: dict[str, ClockSyncClient], only_new: bool) -> None:
+        """One burst to every node (``only_new``: to those without a model yet); ``clients`` by node, kept."""
+        with self._lock:
+            wanted = {n: e for n, e in self._endpoints.items() if not only_new or not self._models[n].ready}
+            known = dict(self._endpoints)
+        for name in [n for n, c in clients.items() if known.get(n) != c.endpoint]:
+            clients.pop(name).close()
+        for name, endpoint in wanted.items():
+            if self._stop.is_set():
+                break
+            if name not in clients:
+                try:
+                    clients[name] = ClockSyncClient(endpoint, self.clock, timeout_s=self.timeout_s,
+                                                    context=self._context, configure=self._configure)
+                except ClockSyncError as exc:
+                    self._failed(name, endpoint, exc)
+                    continue
+            try:
+                best = clients[name].burst(self.probes)
+            except ClockSyncError as exc:
+                self._failed(name, endpoint, exc)
+                continue
+            with self._lock:
+                if self._endpoints.get(name) == endpoint:
+                    self._models[name].update(best)
+                    self._last[name] = best
+                    self._failures[name] = 0
+                    self._errors[name] = ""
 
     def _failed(self, name: str, endpoint: str, exc: ClockSyncError) -> None:
         log.warning("%s", exc)
@@ -695,6 +722,7 @@ class ClockTracker:
     def stop(self) -> None:
         """Stop the thread (after the burst in progress); safe to call twice."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, 2 * self.probes * self.timeout_s))
             self._thread = None

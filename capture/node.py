@@ -34,12 +34,25 @@ there, linger 0): closing never waits on an absent server.
 With ``clock_endpoint`` the node also binds a :class:`~posestudio.capture.clock_sync.ClockProbeResponder`
 that answers the server's clock probes with the node's own ``clock`` (``docs/clock_sync.md``), so the
 server can map the node's stamps to studio time.
+
+With ``control_endpoint`` the node also runs a :class:`~posestudio.capture.control.ControlClient`: it
+registers its camera and its clock responder (the endpoint the server can reach, see
+:func:`advertised_endpoint`), heartbeats with its counters, registers again when the server restarts,
+and follows the server's commands: ``start_recording`` / ``stop_recording`` name the session in the
+headers of the frames captured from the announced studio time on (converted to this node's clock with
+the offset the server sends), ``configure`` sets ``jpeg_quality``.
+
+``security`` (``lambda s: client_socket_security(s, node_keys, server_public)``, ``capture/keys.py``) is
+applied to every socket of the node before it connects or binds: the frame PUB, the control DEALER and
+the clock responder's ROUTER, all CURVE clients of the studio's server.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import re
+import socket as socketlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +76,7 @@ from posestudio.core.frame_messages import (
 )
 
 from .clock_sync import ClockProbeResponder
+from .control import ControlClient, SocketHook
 from .sources import FrameSource, SourceError
 
 #: The frame rate an image folder is paced at when none is given, frames per second.
@@ -74,6 +88,28 @@ JOIN_TIMEOUT_S = 5.0
 _ENDPOINT = re.compile(r"^(tcp://[^\s/]+:(\d+|\*)|ipc://\S+|inproc://\S+)$")
 
 Frame = NDArray[np.uint8]
+#: Settings the server may change through ``configure``, and their checks.
+CONFIGURABLE = ("jpeg_quality",)
+
+
+def advertised_endpoint(bound: str, server_endpoint: str) -> str:
+    """The endpoint a server can reach a socket bound at ``bound`` by: a wildcard host (``0.0.0.0``, ``*``,
+    ``::``) becomes this machine's address on the route to ``server_endpoint``'s host (no packet is sent:
+    a UDP socket is connected only to ask the kernel which interface it would use); any other is as is.
+    ``127.0.0.1`` when the server is on this machine or the route cannot be found."""
+    m = re.match(r"^tcp://(\[[^\]]*\]|[^:]+):(\d+)$", bound)
+    if m is None or m.group(1) not in ("0.0.0.0", "*", "[::]", "::"):
+        return bound
+    host = re.match(r"^tcp://(\[[^\]]*\]|[^:/]+)", server_endpoint)
+    local = "127.0.0.1"
+    if host is not None and host.group(1) not in ("127.0.0.1", "localhost", "*", "0.0.0.0"):
+        try:
+            with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM) as udp:
+                udp.connect((host.group(1).strip("[]"), 9))
+                local = udp.getsockname()[0]
+        except OSError:
+            local = socketlib.gethostname()
+    return f"tcp://{local}:{m.group(2)}"
 
 
 class _Reader(Protocol):
@@ -274,9 +310,16 @@ class CaptureNode:
             answering the server's clock probes with ``clock`` (``tcp://*:5581``; ``tcp://127.0.0.1:*``
             picks a free port, see :attr:`clock_endpoint`); None: no responder. Bound here, answered
             from :meth:`start` to :meth:`stop`.
+        control_endpoint: the server's control ROUTER (``tcp://HOST:PORT``): run a control client from
+            :meth:`start` to :meth:`stop` (see the module docstring); None: no control channel.
+        security: called with each socket before it connects or binds (CURVE keys; see the module docstring).
+        heartbeat_s: seconds between control heartbeats.
 
     Attributes:
         clock_endpoint: the responder's bound endpoint (None without one).
+        advertised_clock_endpoint: the endpoint registered on the control channel (the bound one, a
+            wildcard host replaced by this machine's address towards the server).
+        control: the :class:`~posestudio.capture.control.ControlClient` (None without ``control_endpoint``).
         grabbed, sent, dropped_queue, dropped_send: the counters (see :class:`NodeStats`).
         error: the exception that stopped the node early (a source that failed mid-stream), else None.
 
@@ -289,7 +332,9 @@ class CaptureNode:
                  loop: bool = False, jpeg_quality: int = 90, queue_frames: int = 2,
                  clock: Callable[[], int] = time.monotonic_ns, latency_ns: int = 0, *, encoding: str = JPEG,
                  send_hwm: int = 4, send_buffer_bytes: int = 1 << 20, source_name: str | None = None,
-                 context: zmq.Context | None = None, clock_endpoint: str | None = None) -> None:
+                 context: zmq.Context | None = None, clock_endpoint: str | None = None,
+                 control_endpoint: str | None = None, security: SocketHook | None = None,
+                 heartbeat_s: float = 0.5) -> None:
         self.camera = camera
         self.topic = frame_topic(camera)   # checks the name
         if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
@@ -316,15 +361,26 @@ class CaptureNode:
         self.send_hwm = int(send_hwm)
         self.send_buffer_bytes = int(send_buffer_bytes)
         self._context = context
+        self._security = security
+        if control_endpoint is not None and (not isinstance(control_endpoint, str)
+                                             or not _ENDPOINT.match(control_endpoint)):
+            raise InputError(f"node {camera}: control endpoint {control_endpoint!r}; expected tcp://HOST:PORT")
         self._reader = open_reader(source, fps, loop)
         self._responder: ClockProbeResponder | None = None
         if clock_endpoint is not None:
             try:
-                self._responder = ClockProbeResponder(clock_endpoint, clock, context=context)
+                self._responder = ClockProbeResponder(clock_endpoint, clock, context=context, configure=security)
             except BaseException:
                 self._reader.close()
                 raise
         self.clock_endpoint: str | None = None if self._responder is None else self._responder.endpoint
+        self.advertised_clock_endpoint = "" if self.clock_endpoint is None else \
+            advertised_endpoint(self.clock_endpoint, control_endpoint or endpoint)
+        self.control: ControlClient | None = None
+        self._control_endpoint, self._heartbeat_s = control_endpoint, float(heartbeat_s)
+        # session changes announced by the server: (node-clock ns from which it holds, session), sorted
+        self._sessions: list[tuple[int, str]] = []
+        self._sessions_lock = threading.Lock()
         self.source_description = source_name or self._reader.description
         if self._reader.live:
             self.period_s: float | None = None
@@ -379,6 +435,22 @@ class CaptureNode:
             raise self.error
         if self._responder is not None:
             self._responder.start()
+        if self._control_endpoint is not None:
+            try:
+                self.control = ControlClient(
+                    self._control_endpoint, self.camera, self.advertised_clock_endpoint, self._context,
+                    self._security, self._heartbeat_s, on_start=self._on_start, on_stop=self._on_stop,
+                    on_configure=self._on_configure, fps=self.fps,
+                    stats=lambda: (self.grabbed, self.sent, self.dropped_queue + self.dropped_send)).start()
+            except BaseException:   # a security hook that failed: nothing keeps running
+                self._stop.set()
+                with self._ready:
+                    self._ready.notify_all()
+                sender.join(JOIN_TIMEOUT_S)
+                self._finished.set()
+                self._reader.close()
+                self._close_responder()
+                raise
         grabber.start()
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -394,6 +466,8 @@ class CaptureNode:
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
+        if self.control is not None:
+            self.control.stop()
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT_S)
         self._close_responder()
@@ -401,6 +475,45 @@ class CaptureNode:
         if self._started_at is not None and self._stopped_at is None:
             self._stopped_at = time.monotonic()
         return self.stats()
+
+    # ------------------------------------------------------------------ control commands (the control thread)
+    def _node_ns(self, studio_time_ns: int) -> int:
+        """A studio time on this node's clock: the offset the server sent, else as is (same clock)."""
+        assert self.control is not None
+        node_ns = self.control.to_node_ns(studio_time_ns)
+        return int(studio_time_ns) if node_ns is None else node_ns
+
+    def _on_start(self, session: str, studio_time_ns: int) -> None:
+        self._set_session(self._node_ns(studio_time_ns), session)
+
+    def _on_stop(self, studio_time_ns: int) -> None:
+        self._set_session(self._node_ns(studio_time_ns), "")
+
+    def _set_session(self, from_node_ns: int, session: str) -> None:
+        with self._sessions_lock:
+            bisect.insort(self._sessions, (from_node_ns, session))
+
+    def _on_configure(self, values: dict[str, object]) -> None:
+        unknown = sorted(set(values) - set(CONFIGURABLE))
+        if unknown:
+            raise ValueError(f"settings {unknown} are not configurable; expected some of {list(CONFIGURABLE)}")
+        quality = values.get("jpeg_quality")
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
+            raise ValueError(f"jpeg_quality {quality!r}; expected 1 to 100")
+        self.jpeg_quality = quality
+
+    def session_at(self, stamp_ns: int) -> str:
+        """The session a frame stamped ``stamp_ns`` (this node's clock) belongs to: the last change the server
+        announced at or before it, else the constructor's ``session``."""
+        with self._sessions_lock:
+            changes = self._sessions
+            if not changes:
+                return self.session
+            i = bisect.bisect_right(changes, (stamp_ns, "\U0010ffff"))
+            if i > 1:
+                del changes[: i - 1]   # older changes never apply again (stamps only grow)
+                i = 1
+            return changes[i - 1][1] if i else self.session
 
     def _close_responder(self) -> None:
         """Stop answering clock probes and unbind the responder (safe to call twice)."""
@@ -504,6 +617,8 @@ class CaptureNode:
                 socket.setsockopt(zmq.SNDBUF, self.send_buffer_bytes)
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.XPUB_NODROP, 1)   # a full queue says so (EAGAIN) rather than drop silently
+            if self._security is not None:
+                self._security(socket)               # CURVE client, before connect
             try:
                 socket.connect(self.endpoint)
             except zmq.ZMQError as exc:
@@ -517,7 +632,7 @@ class CaptureNode:
                 self.encode_s += time.perf_counter() - t0
                 h, w = image.shape[:2]
                 parts = encode_frame_message(self.camera, sequence, stamp, payload=payload, width=w, height=h,
-                                             encoding=self.encoding, session=self.session)
+                                             encoding=self.encoding, session=self.session_at(stamp))
                 try:
                     socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
                 except zmq.Again:

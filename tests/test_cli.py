@@ -29,7 +29,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_top_level_help_lists_the_subcommands():
     out = run("--help")
     assert out.returncode == 0
-    for cmd in ("board", "calibrate", "demo", "rig", "synth", "export", "publish", "view", "node", "keys", "serve"):
+    for cmd in ("board", "calibrate", "demo", "rig", "synth", "export", "publish", "view", "node", "keys", "serve", "dataset"):
         assert cmd in out.stdout
 
 

@@ -19,6 +19,7 @@ from posestudio.core.rig import CameraRig
 EXAMPLE = """example:
   posestudio demo                       # 4 cameras, 1920x1080, into ./out/demo
   posestudio demo --cameras 6 --frames 200 --offsets-ms 0,4,-6,9,2,-3 --out /tmp/demo
+  posestudio demo --live --out /tmp/live   # the live studio on this machine: server + 4 capture nodes
 
 It renders a seeded studio rig filming a hand-held ChArUco board (strong lens distortion, motion
 blur, noise, cameras a few milliseconds apart), writes one video per camera, runs the same
@@ -30,7 +31,23 @@ rendered performance (motion capture of a real actor, with a bystander in view) 
 rig and turned into 3D from the videos alone, as 'posestudio reconstruct --videos' does, with each
 2D detector installed (BlazePose; our TCE network), and compared with the truth. The walk's
 reconstruction is exported as an animation skeleton to OUT/take.bvh and rendered to
-OUT/render.png ('posestudio view OUT/take' plays it)."""
+OUT/render.png ('posestudio view OUT/take' plays it).
+
+--live runs the live studio instead, on this machine over loopback: a performer rendered into 4
+cameras (--live-size, --live-fps, --live-seconds) is streamed by 4 capture nodes (threads, one
+per camera, each registering on the control channel with its clock responder) to the live server
+(posestudio serve's LiveServer: frame sets by studio time, BlazePose on all views, the causal
+reconstruction); a skeleton-stream subscriber writes what it receives to OUT/live/points3d.npz,
+then OUT/live.bvh, OUT/live.png and the server's OUT/stats.json, and a summary (frame sets/s,
+latency p50/p95, drops, error against the rendered truth)."""
+
+
+#: ``--live`` defaults: seconds streamed, frames per second, image size (small enough for a CPU's BlazePose).
+LIVE_SECONDS = 8.0
+LIVE_FPS = 10.0
+LIVE_SIZE = "640x360"
+#: ``--live``: cameras (capture nodes).
+LIVE_CAMERAS = 4
 
 
 @dataclass
@@ -65,6 +82,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offsets-ms", default=d.offsets_ms,
                    help=f"per-camera time offsets in ms, comma-separated, or 'random' (default {d.offsets_ms})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the scene (default {d.seed})")
+    p.add_argument("--live", action="store_true",
+                   help="the live studio on this machine instead: server and 4 capture nodes over loopback")
+    p.add_argument("--live-seconds", type=float, default=LIVE_SECONDS,
+                   help=f"--live: seconds of performance streamed (default {LIVE_SECONDS:g})")
+    p.add_argument("--live-fps", type=float, default=LIVE_FPS,
+                   help=f"--live: frames per second of each camera and frame sets per second (default {LIVE_FPS:g})")
+    p.add_argument("--live-size", default=LIVE_SIZE, help=f"--live: image WIDTHxHEIGHT (default {LIVE_SIZE})")
+    p.add_argument("--live-detector", choices=("blazepose", "tce"), default="blazepose",
+                   help="--live: the server's 2D detector (default blazepose)")
     p.set_defaults(func=run)
 
 
@@ -89,6 +115,8 @@ def _parse_offsets(text: str, n: int) -> list[float] | str:
 
 def run(args: argparse.Namespace) -> int:
     """Render, calibrate, reconstruct and print the errors against the truth; returns the exit status."""
+    if getattr(args, "live", False):
+        return run_live(args)
     # Imported here for start-up time: only this command renders.
     from posestudio.synthetic import write_synthetic_session
 
@@ -252,3 +280,171 @@ def _videos_to_3d(args: argparse.Namespace, true_rig: CameraRig, rig: CameraRig,
               f"{time.perf_counter() - t0:>7.1f}")
     print(f"wrote {args.out / 'performance_<detector>'}/ (keypoints2d.npz, points3d.npz, report.json); abs mm "
           "near the others means the subject, not the bystander, was followed")
+
+
+# --------------------------------------------------------------------------- demo --live
+def run_live(args: argparse.Namespace) -> int:
+    """``posestudio demo --live``: a rendered performer streamed by 4 capture nodes to the live server on this
+    machine; the received skeletons written as ``OUT/live/points3d.npz``, ``OUT/live.bvh``, ``OUT/live.png``,
+    the server's ``OUT/stats.json``; a summary printed. Returns the exit status."""
+    # Imported here for start-up time: ZeroMQ, the renderer, the detector and the reconstruction.
+    import threading
+
+    import numpy as np
+
+    from posestudio.capture.node import CaptureNode
+    from posestudio.core.keypoints_file import Points3D, write_points3d
+    from posestudio.core.pose_metrics import mpjpe, mpjpe_absolute
+    from posestudio.models.detectors.backends import create_detector
+    from posestudio.models.keypoints import H36M17
+    from posestudio.reconstruction.live.config import CameraConfig, ServerConfig, StudioConfig
+    from posestudio.reconstruction.live.server import LiveServer, LiveServerOptions
+    from posestudio.reconstruction.options import ReconstructionOptions
+    from posestudio.synthetic import make_studio_rig
+    from posestudio.synthetic.performance import performance_bodies, write_performance
+    from posestudio.viewer.stream_client import SkeletonSubscriber
+
+    try:
+        w, h = (int(v) for v in args.live_size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--live-size: expected WIDTHxHEIGHT such as 640x360, got {args.live_size!r}") from None
+    fps, seconds = float(args.live_fps), float(args.live_seconds)
+    if not (fps > 0 and seconds > 0 and w >= 64 and h >= 64):
+        raise InputError(f"--live-fps {fps:g}, --live-seconds {seconds:g}, --live-size {w}x{h}: expected positive "
+                         "rates and durations and images of at least 64x64 pixels")
+    out = Path(args.out)
+    live = out / "live"
+    live.mkdir(parents=True, exist_ok=True)
+    frames = max(2, round(seconds * fps))
+    print(f"1/4 rendering a performer into {LIVE_CAMERAS} cameras: {frames} frames at {fps:g} fps, {w}x{h}")
+    t0 = time.perf_counter()
+    rig = make_studio_rig(LIVE_CAMERAS, (w, h), seed=args.seed)
+    rig.save(live / "rig.toml")
+    bodies, clips = performance_bodies(frames=frames, fps=fps, people=1, seed=args.seed)
+    write_performance(out / "live_performance", rig, bodies, fps=fps, seed=args.seed, overwrite=True)
+    print(f"    {', '.join(clips)} rendered in {time.perf_counter() - t0:.1f} s -> {out / 'live_performance'}")
+
+    config = StudioConfig("demo-live", live / "rig.toml",
+                          ServerConfig(host="127.0.0.1", data_port=0, control_port=0, skeleton_port=0, fps=fps,
+                                       join_fraction=0.5, max_wait_s=min(0.5, 2.0 / fps),
+                                       detector=args.live_detector),
+                          tuple(CameraConfig(name) for name in rig.names))
+    detector = create_detector(args.live_detector, max_people=1)
+    received: list = []
+    nodes: list[CaptureNode] = []
+    try:
+        server = LiveServer(config, rig, detector, LiveServerOptions(
+            reconstruction=ReconstructionOptions(live=True), stats_json=out / "stats.json", clock_interval_s=1.0,
+            source="posestudio demo --live"))
+        server.start()
+        print(f"2/4 live server: frames at {server.data_endpoint}, control at {server.control_endpoint}, skeletons at "
+              f"{server.skeleton_endpoint}; detector {args.live_detector}")
+        done = threading.Event()
+        subscriber = SkeletonSubscriber(server.skeleton_endpoint)
+
+        def receive() -> None:   # the viewer's side: every skeleton the stream delivers
+            while not done.is_set():
+                frame = subscriber.receive(timeout_s=0.1)
+                if frame is not None:
+                    received.append(frame)
+
+        reader = threading.Thread(target=receive, name="demo-subscriber", daemon=True)
+        reader.start()
+        videos = out / "live_performance" / "videos"
+        nodes = [CaptureNode(name, videos / f"{name}.mp4", server.data_endpoint, fps=fps, jpeg_quality=90,
+                             clock_endpoint="tcp://127.0.0.1:*", control_endpoint=server.control_endpoint)
+                 for name in rig.names]
+        time.sleep(0.3)                                    # the subscriber's subscription reaches the publisher
+        period_ns = round(1e9 / fps)
+        start_ns = (time.monotonic_ns() // period_ns + 2) * period_ns   # every node starts on one tick
+        time.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
+        for node in nodes:
+            node.start()
+        print(f"3/4 streaming: {LIVE_CAMERAS} capture nodes (threads, each with its clock responder, registered on "
+              f"the control channel) -> server -> skeleton stream, {seconds:g} s", flush=True)
+        streamed = time.monotonic()
+        for node in nodes:
+            node.wait(seconds + 10.0)
+        streamed_s = time.monotonic() - streamed
+        registered = server.stats()["control"]
+        time.sleep(min(1.5, 0.3 + 3.0 / fps))              # the last sets through detection and the stream
+        done.set()
+        reader.join(5.0)
+        subscriber.close()
+        final = server.stop()                              # before the nodes: it never probes a node gone
+        node_stats = [node.stop() for node in nodes]
+    finally:
+        for node in nodes:
+            node.stop()
+        detector.close()
+    if server.error is not None:
+        raise server.error
+
+    print("4/4 the live take: points3d.npz, BVH, render, stats")
+    people = [f for f in received if f.n_people]
+    if not people:
+        raise PoseStudioError("demo --live: the skeleton stream delivered no skeleton; see OUT/stats.json")
+    first = min(f.frame_index for f in people)
+    n = max(f.frame_index for f in people) - first + 1
+    joints = list(people[0].joint_names)
+    points = np.full((n, len(joints), 3), np.nan)
+    confidence = np.zeros((n, len(joints)))
+    for f in people:
+        points[f.frame_index - first] = f.points[0]
+        confidence[f.frame_index - first] = f.confidence[0]
+    write_points3d(live / "points3d.npz", Points3D(points, np.nan_to_num(confidence), joints, fps))
+    print(f"    {len(people)} skeletons over {n} frame slots -> {live / 'points3d.npz'}")
+    error = ""
+    if joints == list(H36M17.joints):                 # against the rendered truth at each slot's instant
+        index = np.array([round((f.timestamp_s * 1e9 - start_ns) / period_ns) for f in people])
+        ok = (index >= 0) & (index < bodies[0].shape[0])
+        if ok.any():
+            pred = np.stack([f.points[0] for f in people])[ok]
+            truth = bodies[0][index[ok]]
+            error = (f"; error against the truth: MPJPE {1000 * mpjpe(pred, truth):.0f} mm, absolute "
+                     f"{1000 * mpjpe_absolute(pred, truth):.0f} mm")
+    try:
+        bvh = _export_live_bvh(live, out / "live.bvh")
+        print(f"    BVH: {bvh}")
+    except PoseStudioError as exc:
+        print(f"    BVH: skipped ({exc})")
+    seen = np.flatnonzero(np.isfinite(points).any(axis=(1, 2)))       # slots dropped under overload are NaN
+    _render_live(live, out / "live.png", int(seen[np.argmin(np.abs(seen - n // 2))]))
+
+    summary = final["summary"]
+    lat = summary["latency_ms"]
+    fs = final["frame_sets"]
+    node_drops = sum(s.dropped for s in node_stats)
+    missing = sum(c["missing"] for c in final["cameras"].values())
+    print(f"summary: {summary['sets']} frame sets published in {streamed_s:.1f} s ({summary['sets'] / streamed_s:.1f} "
+          f"sets/s of {fps:g} asked), latency p50 {lat['p50']} ms, p95 {lat['p95']} ms; assembled {fs['assembled']} "
+          f"({fs['complete']} complete), dropped under overload {fs['queue_dropped']}, camera-frames missing "
+          f"{missing}, node drops {node_drops}; {len(registered['registered'])} nodes registered, "
+          f"{len(people)} skeletons received{error}")
+    print("    ms per set: " + ", ".join(f"{k} {v}" for k, v in summary["stages_ms"].items())
+          + f"; stats: {out / 'stats.json'}")
+    return 0
+
+
+def _export_live_bvh(live: Path, target: Path) -> Path:
+    """The live take as an animation skeleton (``reconstruction.export`` writers), as ``posestudio export``."""
+    from posestudio.reconstruction.export.take import read_take
+    from posestudio.reconstruction.export.writers import export_take
+
+    points, source = read_take(live)
+    return export_take(points, {"bvh": target}, source=source)[0].path
+
+
+def _render_live(live: Path, png: Path, frame: int) -> Path | None:
+    """The live take's ``frame`` rendered offscreen (as :func:`render_take`); None where nothing renders."""
+    from posestudio.commands.view import load_rig, load_take
+    from posestudio.viewer.offscreen import RenderUnavailable, render_png
+
+    take = load_take(live)
+    try:
+        done = render_png(png, take, frame, rig=load_rig(live, None))
+    except RenderUnavailable as exc:
+        print(f"    render: skipped, nothing can render here ({exc})")
+        return None
+    print(f"    render: frame {frame} ({done.size[0]}x{done.size[1]}, {done.renderer}): {done.path}")
+    return done.path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,8 @@ EXAMPLE = """example:
   posestudio node --camera cam04 --source takes/cam04/ --fps 30 --server tcp://127.0.0.1:5560 --duration 10
   posestudio node --camera cam0 --source synthetic:perf/rig.toml --loop --server tcp://127.0.0.1:5560
   posestudio node --camera cam01 --source 0 --server tcp://studio-server:5560 --clock-bind tcp://*:5581
+  posestudio node --camera cam01 --source 0 --server tcp://studio-server:5560 --control tcp://studio-server:5561 \
+                  --keys studio_keys
 
 SRC is a camera index (0, 1, ...), a stream URL (rtsp://, http://), a video file (paced at its
 frame rate), a folder of images (paced at --fps, default 30) or synthetic:RIG.toml (a rendered
@@ -32,7 +34,14 @@ the middle of its grab (--clock-bind lets the server probe that clock and map th
 time) and published as a frame message (docs/live_studio.md: msgpack header and
 JPEG over ZeroMQ, topic frame/NAME/) to the server's SUB socket. A short queue drops the oldest
 frame rather than let latency build up; a status line every few seconds says the frames sent per
-second and the drops. Ctrl-C (or --duration) stops it cleanly."""
+second and the drops. Ctrl-C (or --duration) stops it cleanly.
+
+--control connects to the server's control channel: the node registers its camera and its clock
+responder (bound on a free port towards the server unless --clock-bind says where), so the server
+syncs its clock with nothing in the studio config, heartbeats, and follows the server's start/stop
+recording at an announced studio time. Off this machine CURVE keys are required (--keys DIR, the
+folder 'posestudio keys' wrote, holding server.key and nodes/NAME.key_secret; NAME is --key-name,
+default the camera); --insecure sends unauthenticated traffic instead."""
 
 #: Seconds between status lines.
 STATUS_EVERY_S = 5.0
@@ -61,6 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock-bind", default=None, metavar="ENDPOINT",
                    help="answer the server's clock probes there, tcp://*:PORT (docs/clock_sync.md; the studio "
                         "config's camera clock = \"tcp://THIS-HOST:PORT\"); default: no clock responder")
+    p.add_argument("--control", default=None, metavar="ENDPOINT",
+                   help="the server's control endpoint, tcp://HOST:PORT: register, heartbeat, start/stop recording "
+                        "(default: none)")
+    p.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                   help="CURVE keys folder (server.key and nodes/NAME.key_secret): every socket authenticated and "
+                        "encrypted; required off this machine unless --insecure")
+    p.add_argument("--key-name", default=None, metavar="NAME", help="this node's key name (default: --camera)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a server off this machine without keys (unauthenticated, unencrypted)")
     p.set_defaults(func=run)
 
 
@@ -138,6 +156,9 @@ def status_line(camera: str, before: NodeStats, now: NodeStats) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: other commands' start-up does not need ZeroMQ or OpenCV
+    import zmq
+
+    from posestudio.capture.keys import StudioKeys, check_security, client_socket_security, security_required
     from posestudio.capture.node import CaptureNode
 
     if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
@@ -146,15 +167,31 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--duration {args.duration:g}: expected a positive number of seconds")
     if not 1 <= args.jpeg_quality <= 100:
         raise InputError(f"--jpeg-quality {args.jpeg_quality}: expected 1 to 100")
+    security: Callable[[zmq.Socket], None] | None = None
+    if args.keys is not None:
+        keys = StudioKeys.load(args.keys)
+        node_keys, server_public = keys.node(args.key_name or args.camera), keys.require_server_public()
+
+        def curve(sock: zmq.Socket) -> None:   # CURVE client on every socket of the node
+            client_socket_security(sock, node_keys, server_public)
+
+        security = curve
+    for option, endpoint in (("--server", args.server), ("--control", args.control), ("--clock-bind", args.clock_bind)):
+        if endpoint is not None:
+            check_security(endpoint, security is not None, args.insecure, who=f"the node ({option})")
+    clock_bind = args.clock_bind
+    if clock_bind is None and args.control is not None:   # the server learns it by registration
+        clock_bind = "tcp://*:*" if security_required(args.control) else "tcp://127.0.0.1:*"
     source, fps = parse_source(args.source, args.camera, args.fps, args.loop, args.seed)
     node = CaptureNode(args.camera, source, args.server, session=args.session, fps=fps, loop=args.loop,
                        jpeg_quality=args.jpeg_quality, latency_ns=round(args.latency_ms * 1e6),
                        source_name=args.source if args.source.startswith("synthetic:") else None,
-                       clock_endpoint=args.clock_bind)
+                       clock_endpoint=clock_bind, control_endpoint=args.control, security=security)
     pace = f"{node.fps:g} fps" if node.fps else "as the device delivers"
     print(f"node {args.camera}: {node.source_description} -> {args.server} ({pace}, JPEG quality {args.jpeg_quality}"
           f"{', looping' if args.loop else ''}{f', session {args.session}' if args.session else ''}"
-          f"{f', clock probes at {node.clock_endpoint}' if node.clock_endpoint else ''}; Ctrl-C stops)",
+          f"{f', clock probes at {node.clock_endpoint}' if node.clock_endpoint else ''}"
+          f"{f', control {args.control}' if args.control else ''}{', CURVE keys' if security else ''}; Ctrl-C stops)",
           flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     node.start()

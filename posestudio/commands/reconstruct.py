@@ -44,8 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = ReconstructionOptions(prior=None)   # no prior: reading the shipped one's path would load torch
     p = sub.add_parser("reconstruct", help="triangulate and smooth 3D skeletons from 2D keypoints",
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calibration", required=True, type=Path, help="rig file (rig.toml)")
-    source = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("session", nargs="?", type=Path, default=None,
+                   help="a recorded session folder (posestudio serve --record): its frames are detected and "
+                        "reconstructed into SESSION/offline/ (--calibration and --out default to the session's)")
+    p.add_argument("--calibration", type=Path, default=None, help="rig file (rig.toml)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--session", dest="session_dir", type=Path, default=None, help="the same as SESSION")
     source.add_argument("--keypoints2d", type=Path, help="2D keypoint file (.npz)")
     source.add_argument("--videos", type=Path, nargs="+", help="one recording per camera, named after it")
     p.add_argument("--detector", choices=DETECTORS, default="blazepose",
@@ -55,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-people", action="store_true", help="reconstruct everyone followed, under OUT/people/")
     p.add_argument("--overlay", action="store_true",
                    help="write 2D keypoints and reprojected 3D over the videos (OUT/overlay/)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default for a session: SESSION/offline)")
     p.add_argument("--live", action="store_true", default=d.live,
                    help="causal: each frame refined as it arrives, no look-ahead (default: the whole take at once)")
     p.add_argument("--threshold-px", type=float, default=d.triangulation.threshold_px,
@@ -100,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: the pipeline loads torch, which would slow down every command line
     from posestudio.reconstruction.pipeline import run_reconstruction
 
+    session = args.session or args.session_dir
+    if session is not None:
+        return run_session(args, session)
+    if args.calibration is None or args.out is None or not (args.videos or args.keypoints2d):
+        raise InputError("expected a SESSION folder, or --calibration, --out and one of --keypoints2d / --videos")
     if args.videos:
         return run_videos(args)
     if args.overlay or args.all_people:
@@ -115,7 +124,7 @@ def run_videos(args: argparse.Namespace) -> int:
     # imported when the command runs (torch, MediaPipe, OpenCV video): see run()
     from posestudio.calibration.rig_formats import import_rig
     from posestudio.models.detectors.backends import create_detector
-    from posestudio.reconstruction.videos import run_video_reconstruction
+    from posestudio.reconstruction.videos import VideoOptions, run_video_reconstruction
 
     if args.max_people < 1:
         raise InputError(f"--max-people must be at least 1, got {args.max_people}")
@@ -123,8 +132,10 @@ def run_videos(args: argparse.Namespace) -> int:
     rig = import_rig(args.calibration)
     detector = create_detector(args.detector, args.checkpoint, max_people=args.max_people)
     try:
-        made = run_video_reconstruction(rig, args.videos, args.out, detector, options, all_people=args.all_people,
-                                        progress=stage_progress(f"2D ({args.detector})"))
+        fps = getattr(args, "session_fps", None)     # image folders carry no frame rate: a session's is known
+        made = run_video_reconstruction(rig, args.videos, args.out, detector, options,
+                                        video_options=VideoOptions(fps=fps) if fps else None,
+                                        all_people=args.all_people, progress=stage_progress(f"2D ({args.detector})"))
     finally:
         detector.close()
     det = made.result.report.detection or {}
@@ -141,6 +152,24 @@ def run_videos(args: argparse.Namespace) -> int:
         made.files += files
     print("wrote " + ", ".join(str(f) for f in made.files))
     return 0
+
+
+def run_session(args: argparse.Namespace, session_dir: Path) -> int:
+    """A recorded session: its frames (in lockstep, a missing frame black) through the ``--videos`` path."""
+    # imported when the command runs (OpenCV, the reconstruction): see run()
+    from posestudio.reconstruction.live.session_reader import offline_inputs, open_session
+
+    if args.keypoints2d or args.videos:
+        raise InputError("a SESSION folder replaces --keypoints2d and --videos; give one or the other")
+    session = open_session(session_dir)
+    args.out = args.out or session.folder / "offline"
+    args.calibration = args.calibration or session.folder / "rig.toml"
+    args.videos = offline_inputs(session, args.out / "inputs")
+    args.session_fps = session.fps
+    state = "complete" if session.complete else f"status {session.metadata.get('status')!r} (not closed cleanly)"
+    print(f"session {session.folder}: {len(session.index)} frame sets at {session.fps:g}/s, cameras "
+          f"{', '.join(session.cameras)}, {state}")
+    return run_videos(args)
 
 
 def stage_progress(stage: str) -> Callable[[int, int | None], None]:

@@ -43,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "lowest latency under overload)")
     p.add_argument("--no-prior", action="store_true", help="no factorization prior for joints no two cameras give")
     p.add_argument("--quiet", action="store_true", help="no stats line every second")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="record the session into DIR (docs/recording.md): frames, index, clock log, rig, 2D and 3D")
+    p.add_argument("--record-start-in", type=float, default=None, metavar="S",
+                   help="with --record: start recording S seconds of studio time after the server starts "
+                        "(default: at the first complete frame set)")
+    p.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                   help="CURVE keys folder from 'posestudio keys' (server.key_secret, authorized/): only nodes with "
+                        "an authorized key are heard; required when the config's host is not loopback")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve a non-loopback host without keys (unauthenticated, unencrypted)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +77,7 @@ def summary_lines(stats: dict[str, Any], seconds: float) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: ZeroMQ, the reconstruction and the detector are heavy
     from posestudio.calibration.rig_formats import import_rig
+    from posestudio.capture.keys import StudioKeys, check_security
     from posestudio.models.detectors.backends import create_detector
     from posestudio.reconstruction.live.config import StudioConfig
     from posestudio.reconstruction.live.server import LiveServer, LiveServerOptions
@@ -77,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if args.queue_sets < 1:
         raise InputError(f"--queue-sets {args.queue_sets}: expected at least 1")
     config = StudioConfig.load(args.config)
+    keys = StudioKeys.load(args.keys) if args.keys is not None else None
+    check_security(config.server.data_endpoint, keys is not None, args.insecure)
     name = args.detector or config.server.detector
     if name == "keypoints":
         raise InputError(f"{args.config}: [server] detector \"keypoints\" (nodes sending 2D keypoints) is not served "
@@ -88,13 +101,22 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stdout)
     detector = create_detector(name, args.checkpoint, max_people=1, device=args.device)
+    recording = None
+    if args.record is not None:                       # docs/recording.md; the server's own code is unchanged
+        from posestudio.reconstruction.live.recording import ServerRecording
+
+        recording = ServerRecording(args.record, rig, config.camera_names, config.server.fps, detector)
+        detector = recording.detector
     try:
         server = LiveServer(config, rig, detector, LiveServerOptions(
-            reconstruction=options, queue_sets=args.queue_sets, stats_json=args.stats_json))
+            reconstruction=options, queue_sets=args.queue_sets, stats_json=args.stats_json,
+            set_observer=recording.observe if recording else None, keys=keys))
         server.start()
+        if recording is not None:
+            recording.attach(server, args.record_start_in)
         print(f"posestudio serve: studio {config.name}, {len(config.cameras)} cameras at {config.server.fps:g} "
-              f"frame sets/s, detector {name}; frames at {server.data_endpoint}, skeletons at "
-              f"{server.skeleton_endpoint}; Ctrl-C stops", flush=True)
+              f"frame sets/s, detector {name}; frames at {server.data_endpoint}, control at {server.control_endpoint}, "
+              f"skeletons at {server.skeleton_endpoint}{', CURVE keys' if keys else ''}; Ctrl-C stops", flush=True)
         started = time.monotonic()
 
         def stop_on_signal(signum: int, _frame: object) -> None:
@@ -113,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             final = server.stop()
+            if recording is not None:
+                meta = recording.close()
+                print(f"posestudio serve: recorded {meta['counts']['sets']} frame sets into {args.record} "
+                      f"(status {meta['status']})", flush=True)
     finally:
         detector.close()
     if server.error is not None:

@@ -19,7 +19,9 @@
   could be anything. A camera with no clock registered: the header's ``clock_offset_ns`` when the
   node sends one, else its stamps are taken as studio time as they are (``node_time``; right when
   the node runs on the server's machine with the same monotonic clock) with the uncertainty
-  :data:`UNSYNCED_UNCERTAINTY_NS` (options ``unsynced="drop"`` drops them instead).
+  :data:`UNSYNCED_UNCERTAINTY_NS` (options ``unsynced="drop"`` drops them instead). With the control
+  channel, such a camera's frames first wait up to ``registration_wait_s`` for its node to register (a
+  node registering its clock responder is then synced; one registering none is taken on node time).
 - **Overload**: the queue between the threads holds ``queue_sets`` sets; when it is full the oldest
   set waiting is dropped (``queue_dropped``) and the new one queued, so what is processed is always
   recent and the receive thread never blocks.
@@ -30,6 +32,17 @@
   then publishes a :class:`~posestudio.core.skeleton_stream.SkeletonFrame` whose ``timestamp_s`` is
   the slot's studio time and ``frame_index`` the slot.
 - **Latency** of a set: studio clock at publish minus the slot's studio time (the capture instant).
+- **Control** (:class:`~.control_loop.ControlLoop`, its own thread, a ROUTER bound on the control port):
+  a node that registers names its clock responder, which :meth:`LiveServer.add_node` starts probing at
+  once (the clock tracker is woken; a restarted or rejoining node's model starts afresh, as its clock
+  may be another one), so no clock endpoint need be in the config; a node silent for the heartbeat
+  time-out is marked gone in the stats. :meth:`LiveServer.start_recording` / :meth:`stop_recording`
+  announce a studio time to every registered node with its clock offset.
+- **CURVE** (``options.keys``): the server runs its sockets in its own ZeroMQ context with the
+  studio's authenticator (``capture/keys.py``), started before anything binds; the frame SUB, the
+  control ROUTER and the clock-probe DEALERs are CURVE servers, so only nodes holding a key in
+  ``authorized/`` are heard (an unkeyed node's frames never arrive). The skeleton stream stays open
+  (viewers hold no keys).
 
 Units: ns for times inside, s for options ending in ``_s``, ms in the stats.
 """
@@ -49,6 +62,14 @@ from typing import Any
 import zmq
 
 from posestudio.capture.clock_sync import ClockTracker
+from posestudio.capture.control import DEFAULT_HEARTBEAT_TIMEOUT_S, ControlEvent, SentCommand
+from posestudio.capture.keys import (
+    HandshakeWatch,
+    StudioAuthenticator,
+    StudioKeys,
+    server_socket_security,
+    start_authenticator,
+)
 from posestudio.core.errors import InputError
 from posestudio.core.files import json_text, write_text_atomic
 from posestudio.core.frame_messages import TOPIC_PREFIX, FrameMessage, FrameMessageError, decode_frame_message
@@ -60,6 +81,7 @@ from ..options import ReconstructionOptions
 from ..reconstructor import Reconstructor
 from ..stream_publisher import SkeletonPublisher
 from .config import StudioConfig
+from .control_loop import ControlLoop
 from .processing import SetProcessor
 from .stats import CameraCounters, ReceiveCounters, SetTimings, stats_document, stats_line
 
@@ -107,6 +129,17 @@ class LiveServerOptions:
         set_observer: called by the processing thread with each frame set it takes (before detection;
             its frames are :class:`~posestudio.core.frame_messages.FrameMessage`); for recording and tests.
             It must return quickly.
+        control: run the control channel (a ROUTER on the config's control port; see the module docstring).
+        heartbeat_timeout_s: seconds of silence after which a registered node is marked gone.
+        control_observer: called on the control thread with every control event (acks of start/stop, for
+            a recorder); it must return quickly.
+        keys: the studio's keys folder (with the server's secret key and ``authorized/``): CURVE on the frame
+            SUB, the control ROUTER and the clock probes; None: no security (``check_security`` decides
+            whether that is allowed, in the command).
+        registration_wait_s: with the control channel, how long after its first frame a camera with no clock
+            (none in the config, none registered, no offset in its headers) waits for its node to register
+            before its stamps are taken as node time; its frames are dropped meanwhile (``waiting_for_clock``),
+            since a node on another machine stamps with another clock. 0: no wait.
     """
 
     reconstruction: ReconstructionOptions = field(default_factory=lambda: ReconstructionOptions(live=True))
@@ -118,6 +151,11 @@ class LiveServerOptions:
     stats_every_s: float = 1.0
     source: str = "posestudio serve"
     set_observer: Callable[[FrameSet], None] | None = None
+    control: bool = True
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    control_observer: Callable[[ControlEvent], None] | None = None
+    keys: StudioKeys | None = None
+    registration_wait_s: float = 2.0
 
 
 class LiveServer:
@@ -130,7 +168,8 @@ class LiveServer:
         options: :class:`LiveServerOptions`.
 
     Attributes:
-        data_endpoint, skeleton_endpoint: the bound endpoints (after :meth:`start`).
+        data_endpoint, skeleton_endpoint, control_endpoint: the bound endpoints (after :meth:`start`;
+            ``control_endpoint`` is "" without the control channel).
 
     Raises:
         InputError: a camera the rig lacks, bad options.
@@ -156,8 +195,21 @@ class LiveServer:
         self._assembler_lock = threading.Lock()
         self._reconstructor = Reconstructor(rig, server.fps, self.cameras, list(detector.layout.joints),
                                             opts.reconstruction, source=f"studio {config.name}")
-        self._tracker = ClockTracker(opts.clock_interval_s, clock=self.clock)
+        self._context: zmq.Context = zmq.Context() if opts.keys is not None else zmq.Context.instance()
+        self._secure: Callable[[zmq.Socket], None] | None = None
+        if opts.keys is not None:
+            keys = opts.keys
+            keys.require_server()   # fails now, naming the folder, rather than in a thread
+            self._secure = lambda sock: server_socket_security(sock, keys)
+        self._auth: StudioAuthenticator | None = None
+        self._watches: list[HandshakeWatch] = []
+        self._control: ControlLoop | None = None
+        self.control_endpoint = ""
+        self._tracker = ClockTracker(opts.clock_interval_s, clock=self.clock, context=self._context,
+                                     configure=self._secure)
         self._clocked: set[str] = set()
+        self._registered_unclocked: set[str] = set()   # registered without a clock responder: node time is meant
+        self._first_unclocked_ns: dict[str, int] = {}
         self.counters = ReceiveCounters({c: CameraCounters() for c in self.cameras})
         self.timings = SetTimings()
         self._queue: collections.deque[FrameSet] = collections.deque()
@@ -185,7 +237,55 @@ class LiveServer:
         if camera not in self.cameras:
             raise InputError(f"live server: camera {camera!r} is not in the studio ({', '.join(self.cameras)})")
         self._clocked.add(camera)     # first: until the tracker's first burst its frames wait, never unmapped
+        self._registered_unclocked.discard(camera)
         self._tracker.add_node(camera, clock_endpoint)
+        self._tracker.wake()
+
+    def _node_registered(self, camera: str, clock_endpoint: str, rejoined: bool) -> None:
+        """The control channel's registration: sync the node's clock there (a rejoining node afresh: it
+        may be another process with another clock); a node without a responder falls back to the
+        config's clock endpoint, else to the header's offset or node time."""
+        if clock_endpoint:
+            if rejoined:
+                self._tracker.remove_node(camera)   # its frames wait for the fresh burst (woken: milliseconds)
+            self.add_node(camera, clock_endpoint)
+            return
+        configured = next((c.clock for c in self.config.cameras if c.name == camera), None)
+        if configured is not None:
+            self.add_node(camera, configured)
+        else:
+            self._registered_unclocked.add(camera)
+            self._clocked.discard(camera)
+            self._tracker.remove_node(camera)
+
+    def clock_offsets_ns(self, at_studio_ns: int) -> dict[str, int | None]:
+        """Each camera's node clock minus the studio clock at ``at_studio_ns``, ns, from its clock model
+        (None without one: no responder, or no burst yet)."""
+        return {c: self._tracker.node_offset_ns(c, at_studio_ns) for c in self.cameras}
+
+    def start_recording(self, studio_time_ns: int, session: str) -> SentCommand:
+        """Announce to every registered node that recording ``session`` starts at studio time
+        ``studio_time_ns`` (ns; announce it a few hundred ms ahead), with each node's clock offset.
+
+        Returns:
+            the command's id (the nodes' acks, seen by ``options.control_observer``, carry it) and the cameras.
+        Raises:
+            RuntimeError: the control channel is not running.
+        """
+        return self._need_control().send_start(studio_time_ns, session, self.clock_offsets_ns(studio_time_ns))
+
+    def stop_recording(self, studio_time_ns: int) -> SentCommand:
+        """Announce to every registered node that recording stops at studio time ``studio_time_ns`` (ns)."""
+        return self._need_control().send_stop(studio_time_ns, self.clock_offsets_ns(studio_time_ns))
+
+    def registered(self) -> list[str]:
+        """The cameras whose nodes are registered on the control channel now (sorted; empty without it)."""
+        return [] if self._control is None else self._control.registered()
+
+    def _need_control(self) -> ControlLoop:
+        if self._control is None:
+            raise RuntimeError("live server: no control channel (not started, or options.control is False)")
+        return self._control
 
     def start(self) -> LiveServer:
         """Bind the sockets, start the threads and the clock tracker; returns once both sockets are bound.
@@ -196,6 +296,18 @@ class LiveServer:
         if self._threads:
             raise RuntimeError("live server: start() called twice")
         self._started_ns = self._last_stats_ns = self.clock()
+        if self.options.keys is not None:   # before any socket of this context binds (capture/keys.py)
+            self._auth = start_authenticator(self._context, self.options.keys)
+        if self.options.control:
+            try:
+                self._control = ControlLoop(self.config.server.control_endpoint, self.cameras, self._node_registered,
+                                            lambda cam: None, observer=self.options.control_observer,
+                                            context=self._context, configure_socket=self._secure_watched("control"),
+                                            heartbeat_timeout_s=self.options.heartbeat_timeout_s)
+            except BaseException:
+                self._close_security()
+                raise
+            self.control_endpoint = self._control.endpoint
         for cam in self.config.cameras:
             if cam.clock is not None:
                 self.add_node(cam.name, cam.clock)
@@ -210,6 +322,8 @@ class LiveServer:
             raise self._errors[0] if self._errors else RuntimeError("live server: a thread did not start") from None
         self._running = True
         self._tracker.start()
+        if self._control is not None:
+            self._control.start()
         stats = threading.Thread(target=self._guard, args=(self._stats_loop,), name="serve-stats", daemon=True)
         stats.start()
         self._threads.append(stats)
@@ -248,12 +362,40 @@ class LiveServer:
         for t in self._threads:
             t.join(JOIN_TIMEOUT_S)
         self._tracker.stop()
+        if self._control is not None:
+            self._control.stop()
         final = self.stats()
+        self._close_security()
         final["summary"] = self.timings.summary()
         self.last_stats = final
         if self.options.stats_json is not None and self._running:
             write_text_atomic(self.options.stats_json, json_text(final))
         return final
+
+    def _secure_watched(self, name: str) -> Callable[[zmq.Socket], None] | None:
+        """The CURVE hook for a server socket, which also logs its failed handshakes (None without keys)."""
+        secure = self._secure
+        if secure is None:
+            return None
+
+        def hook(sock: zmq.Socket) -> None:
+            secure(sock)
+            self._watches.append(HandshakeWatch(sock, name))
+
+        return hook
+
+    def _close_security(self) -> None:
+        """Stop the handshake watches and the authenticator, and end the server's own context (keys only)."""
+        for watch in self._watches:
+            watch.stop()
+        auth, self._auth = self._auth, None
+        if auth is not None:
+            auth.stop()
+        if self.options.keys is not None and not self._context.closed:
+            if all(not t.is_alive() for t in self._threads):
+                self._context.term()
+            else:
+                log.warning("live server: a thread did not stop; its ZeroMQ context is left open")
 
     def __enter__(self) -> LiveServer:
         return self.start()
@@ -263,11 +405,14 @@ class LiveServer:
 
     # ------------------------------------------------------------------ receive thread
     def _receive_loop(self) -> None:
-        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock = self._context.socket(zmq.SUB)
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, 64)                   # a burst from every node; more is latency
             sock.setsockopt(zmq.SUBSCRIBE, TOPIC_PREFIX)
+            hook = self._secure_watched("frames")
+            if hook is not None:
+                hook(sock)                                    # before bind: CURVE server, failed handshakes logged
             try:
                 sock.bind(self.config.server.data_endpoint)
             except zmq.ZMQError as exc:
@@ -320,11 +465,19 @@ class LiveServer:
             return self._tracker.to_studio_ns(message.camera, message.capture_time_ns)
         if message.clock_offset_ns is not None:
             return message.capture_time_ns + message.clock_offset_ns, int(message.uncertainty_ns or 0)
-        if self.options.unsynced == "drop":
+        if self.options.unsynced == "drop" or self._awaiting_registration(message.camera):
             cam.waiting_for_clock += 1
             return None
         cam.node_time += 1
         return message.capture_time_ns, UNSYNCED_UNCERTAINTY_NS
+
+    def _awaiting_registration(self, camera: str) -> bool:
+        """Whether ``camera``'s unclocked frames still wait for its node to register (``registration_wait_s``)."""
+        wait_ns = int(self.options.registration_wait_s * 1e9)
+        if self._control is None or wait_ns <= 0 or camera in self._registered_unclocked:
+            return False
+        now = self.clock()
+        return now - self._first_unclocked_ns.setdefault(camera, now) < wait_ns
 
     def _enqueue(self, sets: list[FrameSet]) -> None:
         """Queue sets for processing; a full queue drops its OLDEST set (counted), never waits."""
@@ -393,6 +546,14 @@ class LiveServer:
                              {"endpoint": self.skeleton_endpoint, "sent": publisher.sent if publisher else 0,
                               "dropped": publisher.dropped if publisher else 0})
         doc["frame_sets"]["processed"] = self.timings.processed
+        control = None if self._control is None else self._control.stats()
+        doc["control"] = control
+        for name, cam in doc["cameras"].items():
+            cam["control"] = None if control is None else control["cameras"][name]
+        auth = self._auth
+        doc["security"] = {"curve": self.options.keys is not None,
+                           "refused_keys": auth.refused if auth is not None else 0,
+                           "refused_handshakes": sum(w.refused for w in self._watches)}
         if window:
             doc["window"] = self.timings.take((now - self._last_stats_ns) / 1e9)
             self._last_stats_ns = now

@@ -193,8 +193,10 @@ def test_an_unkeyed_node_is_refused(server_context: zmq.Context, studio: StudioK
     caplog.set_level(logging.WARNING, logger="posestudio.capture.keys")
     received, watch = _frames_received(server_context, studio, None, wait_s=REFUSAL_WAIT_S)
     assert received == 0
-    assert watch.failures["no key"] >= 1
-    assert any("refused a connection" in r.getMessage() and "no CURVE key" in r.getMessage() for r in caplog.records)
+    # ZeroMQ reports a NULL-mechanism peer at a CURVE socket either as a handshake without detail or
+    # as a protocol error (mechanism mismatch), depending on timing: either way it is refused and logged
+    assert watch.failures["no key"] + watch.failures["protocol"] >= 1
+    assert any("refused a connection" in r.getMessage() for r in caplog.records)
 
 
 def test_a_node_with_a_key_the_studio_did_not_issue_is_refused(server_context: zmq.Context, studio: StudioKeys,
