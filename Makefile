@@ -53,6 +53,7 @@ bench: $(STAMP)
 	# Blender checks our BVH with its own importer (and converts to FBX); Debian's package, headless
 	command -v blender >/dev/null || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); $$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends blender; }
+	$(BIN)/python -m benchmarks.live --loop
 	# the export benchmark also solves the real 4-camera clip as reconstructed from BlazePose
 	D=../shared/data/pose2sim_demo_single; if [ -d $$D ]; then \
 		$(BIN)/posestudio reconstruct --calibration $$D/calibration/Calib.qca.txt \
