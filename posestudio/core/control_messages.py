@@ -69,7 +69,7 @@ import msgpack
 
 from .errors import InputError
 from .frame_messages import MAX_SESSION, camera_name_problem
-from .wire import is_int, show_value
+from .wire import check_schema_version, is_int, show_value, unpack_map
 
 #: The ``schema`` field's value.
 SCHEMA = "posestudio.control"
@@ -361,22 +361,8 @@ def decode_control(data: object) -> ControlMessage:
         raise _fail(f"a message is {type(data).__name__}; expected bytes (one msgpack map)")
     if len(data) > MAX_MESSAGE_BYTES:
         raise _fail(f"a message has {len(data)} bytes; expected a msgpack map of at most {MAX_MESSAGE_BYTES} bytes")
-    try:
-        doc = msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
-        raise _fail(f"{len(data)} bytes are not msgpack ({type(exc).__name__}); expected a map with schema "
-                    f"{SCHEMA!r}") from None
-    if not isinstance(doc, dict):
-        raise _fail(f"a message is a msgpack {type(doc).__name__}; expected a map with schema {SCHEMA!r}")
-    if doc.get("schema") != SCHEMA:
-        raise _fail(f"field 'schema' is {show_value(doc.get('schema'))}; expected {SCHEMA!r}")
-    version = doc.get("version")
-    if not is_int(version):
-        raise _fail(f"field 'version' is {show_value(version)}; expected the integer {VERSION}")
-    if version != VERSION:
-        newer = "newer than" if version > VERSION else "older than"
-        raise _fail(f"version {version} is {newer} this reader's version {VERSION}; expected version {VERSION} "
-                    "(update the older side)")
+    doc = unpack_map(data, "a message", SCHEMA, _fail)
+    check_schema_version(doc, SCHEMA, VERSION, _fail)
     kind = doc.get("type")
     cls = TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:

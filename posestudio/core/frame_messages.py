@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputError
-from .wire import is_int, show_value
+from .wire import check_schema_version, is_int, show_value, unpack_map
 
 #: The ``schema`` field's value.
 SCHEMA = "posestudio.frame"
@@ -310,16 +310,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def _checked(doc: dict, payload: bytes) -> FrameMessage:
     """The :class:`FrameMessage` of a header map and payload, every rule of the schema checked."""
-    schema = _field(doc, "schema", f"{SCHEMA!r}")
-    if schema != SCHEMA:
-        raise _fail(f"field 'schema' is {show_value(schema)}; expected {SCHEMA!r}")
-    version = _field(doc, "version", f"the integer {VERSION}")
-    if not is_int(version):
-        raise _fail(f"field 'version' is {show_value(version)}; expected the integer {VERSION}")
-    if version != VERSION:
-        newer = "newer than" if version > VERSION else "older than"
-        raise _fail(f"version {version} is {newer} this reader's version {VERSION}; expected version {VERSION} "
-                    "(update the older side)")
+    check_schema_version(doc, SCHEMA, VERSION, _fail)
     session = _field(doc, "session", "a string (may be empty)")
     if not isinstance(session, str) or len(session) > MAX_SESSION:
         what = f"{len(session)} characters" if isinstance(session, str) else type(session).__name__
@@ -390,13 +381,7 @@ def decode_frame_message(parts: Sequence[bytes]) -> FrameMessage:
         raise _fail(f"topic is {topic[:40]!r}; expected b'frame/<camera>/'")
     if len(header) > MAX_HEADER_BYTES:
         raise _fail(f"header has {len(header)} bytes; expected a msgpack map of at most {MAX_HEADER_BYTES} bytes")
-    try:
-        doc = msgpack.unpackb(header, raw=False)
-    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
-        raise _fail(f"header of {len(header)} bytes is not msgpack ({type(exc).__name__}); "
-                    f"expected a msgpack map with schema {SCHEMA!r}") from None
-    if not isinstance(doc, dict):
-        raise _fail(f"header is a msgpack {type(doc).__name__}; expected a map with schema {SCHEMA!r}")
+    doc = unpack_map(header, "header", SCHEMA, _fail)
     message = _checked(doc, payload)
     expected = frame_topic(message.camera)
     if topic != expected:

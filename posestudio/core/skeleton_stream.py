@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputError
-from .wire import is_int, show_value
+from .wire import check_schema_version, is_int, show_value, unpack_map
 
 #: The ZeroMQ topic (first message part) of every skeleton message.
 TOPIC = b"skeleton"
@@ -257,23 +257,8 @@ def decode_frame(parts: Sequence[bytes], topic: bytes | None = TOPIC) -> Skeleto
         raise _fail("message parts are not bytes; expected 2 byte strings [topic, payload]")
     if topic is not None and bytes(head) != topic:
         raise _fail(f"topic is {bytes(head)[:40]!r}; expected {topic!r}")
-    try:
-        doc = msgpack.unpackb(payload, raw=False)
-    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
-        raise _fail(f"payload of {len(payload)} bytes is not msgpack ({type(exc).__name__}); "
-                    f"expected a msgpack map with schema {SCHEMA!r}") from None
-    if not isinstance(doc, dict):
-        raise _fail(f"payload is a msgpack {type(doc).__name__}; expected a map with schema {SCHEMA!r}")
-    schema = _field(doc, "schema", f"{SCHEMA!r}")
-    if schema != SCHEMA:
-        raise _fail(f"field 'schema' is {show_value(schema)}; expected {SCHEMA!r}")
-    version = _field(doc, "version", f"the integer {VERSION}")
-    if not is_int(version):
-        raise _fail(f"field 'version' is {show_value(version)}; expected the integer {VERSION}")
-    if version != VERSION:
-        newer = "newer than" if version > VERSION else "older than"
-        raise _fail(f"version {version} is {newer} this reader's version {VERSION}; expected version {VERSION} "
-                    "(update the older side)")
+    doc = unpack_map(bytes(payload), "payload", SCHEMA, _fail)
+    check_schema_version(doc, SCHEMA, VERSION, _fail)
     sequence = _field(doc, "sequence", "an integer from 0 to 2**64-1")
     if not is_int(sequence) or sequence < 0:
         raise _fail(f"field 'sequence' is {show_value(sequence)}; expected an integer from 0 to 2**64-1")
