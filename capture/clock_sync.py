@@ -44,12 +44,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import numpy as np
 import zmq
 
+from posestudio.core.closing import ClosesOnExit, SocketOwner
 from posestudio.core.errors import PoseStudioError
 from posestudio.core.robust import huber_weights
 
@@ -117,7 +117,7 @@ def _check_clock(clock: Clock) -> Clock:
     return clock
 
 
-class ClockProbeResponder:
+class ClockProbeResponder(ClosesOnExit):
     """The node side: a bound ROUTER socket that answers each probe with the node's clock.
 
     Use it in one of two ways: call :meth:`start` once and a background thread answers (it sleeps in
@@ -242,17 +242,12 @@ class ClockProbeResponder:
                 s.close(linger=0)
                 setattr(self, attr, None)
 
-    close = stop
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
+        """Same as :meth:`stop` (what ``with`` calls)."""
         self.stop()
 
 
-class ClockSyncClient:
+class ClockSyncClient(SocketOwner):
     """The server side: probes one node's :class:`ClockProbeResponder` over a DEALER socket.
 
     A socket belongs to one thread: use a client from the thread that made it.
@@ -354,19 +349,6 @@ class ClockSyncClient:
                     raise
                 break
         return min(self.last_burst, key=lambda p: p.round_trip_ns)
-
-    def close(self) -> None:
-        """Close the socket; safe to call twice."""
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 class ClockModel:
@@ -546,7 +528,7 @@ class NodeClockStatus:
     last_error: str
 
 
-class ClockTracker:
+class ClockTracker(ClosesOnExit):
     """The server's clock sync loop: a burst to every node every ``interval_s`` seconds, one model each.
 
     The bursts run in a background thread that owns the clients' sockets and sleeps on an event
@@ -727,9 +709,6 @@ class ClockTracker:
             self._thread.join(timeout=max(5.0, 2 * self.probes * self.timeout_s))
             self._thread = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
+        """Same as :meth:`stop` (what ``with`` calls)."""
         self.stop()

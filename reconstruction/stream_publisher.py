@@ -20,11 +20,10 @@ A socket belongs to one thread: publish from the thread that made the publisher.
 from __future__ import annotations
 
 import dataclasses
-from types import TracebackType
-from typing import Self
 
 import zmq
 
+from posestudio.core.closing import SocketOwner
 from posestudio.core.errors import InputError
 from posestudio.core.skeleton_stream import TOPIC, SkeletonFrame, encode_frame
 
@@ -32,7 +31,7 @@ from posestudio.core.skeleton_stream import TOPIC, SkeletonFrame, encode_frame
 DEFAULT_ENDPOINT = "tcp://*:5570"
 
 
-class SkeletonPublisher:
+class SkeletonPublisher(SocketOwner):
     """A bound ZeroMQ PUB socket sending :class:`SkeletonFrame` messages; a context manager.
 
     Args:
@@ -95,16 +94,3 @@ class SkeletonPublisher:
             return False
         self.sent += 1
         return True
-
-    def close(self) -> None:
-        """Close the socket (unsent messages are discarded); safe to call twice."""
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

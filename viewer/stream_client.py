@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import math
 import time
-from types import TracebackType
-from typing import Self
 
 import zmq
 
+from posestudio.core.closing import SocketOwner
 from posestudio.core.errors import InputError
 from posestudio.core.skeleton_stream import TOPIC, SkeletonFrame, StreamMessageError, decode_frame
 
@@ -46,7 +45,7 @@ _MAX_LATE_MALFORMED = 1000
 _MAX_DRAIN = 100_000
 
 
-class SkeletonSubscriber:
+class SkeletonSubscriber(SocketOwner):
     """A connected ZeroMQ SUB socket reading :class:`SkeletonFrame` messages; a context manager.
 
     Args:
@@ -171,16 +170,3 @@ class SkeletonSubscriber:
             elif sequence <= last:
                 self.restarts += 1
         self.last_sequence = sequence
-
-    def close(self) -> None:
-        """Close the socket; safe to call twice."""
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
