@@ -138,7 +138,8 @@ def test_unreachable_node_gives_a_clear_error_not_a_hang() -> None:
     endpoint = unused_endpoint()
     with ClockSyncClient(endpoint, timeout_s=0.3) as client:
         t = time.monotonic()
-        with pytest.raises(ClockSyncError, match="no connection to tcp://127.0.0.1:[0-9]+ within 0.3 s"):
+        # (if another process grabs the freed port meanwhile, the error is "did not answer": still clear)
+        with pytest.raises(ClockSyncError, match="(no connection to|did not answer a probe within 0.3 s)"):
             client.burst(8)
         assert time.monotonic() - t < 3.0
 
