@@ -181,7 +181,7 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         assert doc["control"]["gone"] == 1 and doc["restarts"] >= 1
         assert abs(doc["clock"]["offset_ms"] - (SKEWS_MS[2] + 300.0)) < 5.0, doc["clock"]
         # the new clock is read through a fresh model: the rejoined camera's stamps are right, not 300 ms off
-        wait_for(lambda: sum(1 for t, s in observed if t > restarted_at and s.complete) >= 10, 5.0, "sets after")
+        wait_for(lambda: sum(1 for t, s in observed if t > restarted_at and s.complete) >= 10, 15.0, "sets after")
         after = [s for t, s in observed if t > restarted_at and s.complete]
         errors = studio_errors_ms(after, [victim])
         assert np.percentile(np.abs(errors), 95) < 1.0, errors
