@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = LiveServer(config, rig, detector, LiveServerOptions(
             reconstruction=options, queue_sets=args.queue_sets, stats_json=args.stats_json,
-            set_observer=recording.observe if recording else None, keys=keys))
+            assembled_observer=recording.observe if recording else None, keys=keys))
         server.start()
         if recording is not None:
             recording.attach(server, args.record_start_in)

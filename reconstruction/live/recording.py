@@ -1,6 +1,7 @@
 """Crash-safe recording of a live take: :class:`SessionRecorder` (the layout is ``docs/recording.md``).
 
-The live server hands every frame set it processes to an observer (``LiveServerOptions.set_observer``);
+The live server hands every frame set it assembles to an observer (``LiveServerOptions.assembled_observer``,
+called before the overload queue, so sets that processing drops are recorded too);
 the recorder's :meth:`SessionRecorder.observe` takes it, keeps it when its slot time lies in the
 announced window ``[start_ns, stop_ns)`` of studio time and queues it for a writer thread, so the
 server's processing thread never waits on the disk. The writer thread appends::
@@ -202,7 +203,7 @@ class SessionRecorder:
 
     # ------------------------------------------------------------------ input (the server's threads)
     def observe(self, frame_set: FrameSet) -> None:
-        """The server's ``set_observer``: keep the set when it lies in the announced window; never blocks.
+        """The server's ``assembled_observer``: keep the set when it lies in the announced window; never blocks.
 
         Frames are :class:`~posestudio.core.frame_messages.FrameMessage` (the server's) or BGR/gray
         uint8 images (a caller building sets); None for a missing camera.
@@ -484,7 +485,7 @@ class ServerRecording:
     """A :class:`SessionRecorder` wired into a live server (what ``posestudio serve --record`` does).
 
     Build it before the server (its :attr:`detector` wraps the server's detector to record the 2D; its
-    :meth:`observe` is the server's ``set_observer``), call :meth:`attach` once the server has started
+    :meth:`observe` is the server's ``assembled_observer``), call :meth:`attach` once the server has started
     (the skeleton stream gives the 3D, the server's stats the clock log, and the start time is set),
     and :meth:`close` after the server stopped.
 

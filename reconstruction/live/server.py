@@ -129,6 +129,9 @@ class LiveServerOptions:
         set_observer: called by the processing thread with each frame set it takes (before detection;
             its frames are :class:`~posestudio.core.frame_messages.FrameMessage`); for recording and tests.
             It must return quickly.
+        assembled_observer: called by the receive thread with EVERY frame set the assembler emits, before
+            the overload queue (so it also sees the sets processing drops): what a recorder needs. It must
+            not block (hand the set to another thread).
         control: run the control channel (a ROUTER on the config's control port; see the module docstring).
         heartbeat_timeout_s: seconds of silence after which a registered node is marked gone.
         control_observer: called on the control thread with every control event (acks of start/stop, for
@@ -151,6 +154,7 @@ class LiveServerOptions:
     stats_every_s: float = 1.0
     source: str = "posestudio serve"
     set_observer: Callable[[FrameSet], None] | None = None
+    assembled_observer: Callable[[FrameSet], None] | None = None
     control: bool = True
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     control_observer: Callable[[ControlEvent], None] | None = None
@@ -483,6 +487,13 @@ class LiveServer:
         """Queue sets for processing; a full queue drops its OLDEST set (counted), never waits."""
         if not sets:
             return
+        if self.options.assembled_observer is not None:
+            for s in sets:
+                try:
+                    self.options.assembled_observer(s)
+                except Exception:   # noqa: BLE001 - a recorder's failure must not stop the receive thread
+                    self.counters.processing_errors += 1
+                    log.exception("live server: the assembled-set observer failed on set %d", s.slot)
         with self._ready:
             for s in sets:
                 if len(self._queue) >= self.options.queue_sets:

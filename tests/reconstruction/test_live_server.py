@@ -302,9 +302,10 @@ def test_overload_drops_old_frame_sets_and_never_blocks_receiving(rig) -> None:
             return super().detect(window)
 
     taken: list[FrameSet] = []
+    assembled: list[FrameSet] = []   # what a recorder sees: every set, dropped by processing or not
     server = LiveServer(studio(cameras), rig, Slow(rig, cameras, walk),
                         LiveServerOptions(reconstruction=ReconstructionOptions(live=True, prior=None), queue_sets=2,
-                                          set_observer=taken.append)).start()
+                                          set_observer=taken.append, assembled_observer=assembled.append)).start()
     nodes = []
     try:
         host = server.data_endpoint.replace("0.0.0.0", "127.0.0.1")
@@ -318,6 +319,9 @@ def test_overload_drops_old_frame_sets_and_never_blocks_receiving(rig) -> None:
         assert all(n.stats().dropped_send == 0 for n in nodes)   # the server kept reading
         slots = [s.slot for s in taken]
         assert slots == sorted(slots) and max(np.diff(slots)) > 1   # in order, old ones skipped
+        every = [s.slot for s in assembled]
+        assert set(slots) <= set(every) and np.all(np.diff(every) > 0)   # the recorder's hook missed none
+        assert len(every) >= stats["frame_sets"]["assembled"]
     finally:
         for node in nodes:
             node.stop()

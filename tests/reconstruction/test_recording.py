@@ -178,7 +178,7 @@ def test_recording_through_a_live_server_on_loopback(rig, tmp_path) -> None:
     recording = ServerRecording(tmp_path / "live", big, cams, 20.0, TruthDetector(big, cams, walk))
     server = LiveServer(studio(cams), big, recording.detector,
                         LiveServerOptions(reconstruction=ReconstructionOptions(live=True, prior=None),
-                                          set_observer=recording.observe)).start()
+                                          assembled_observer=recording.observe)).start()
     nodes: list[CaptureNode] = []
     try:
         recording.attach(server, start_in_s=0.5)
