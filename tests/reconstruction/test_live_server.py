@@ -44,7 +44,7 @@ pytestmark = pytest.mark.timeout(60)
 
 POSESTUDIO = str(Path(sys.executable).parent / "posestudio")
 FPS = 20.0
-SKEWS_MS = (-300.0, -100.0, 100.0, 300.0)
+SKEWS_MS = (-500.0, -150.0, 200.0, 500.0)   # the issue: skews up to +-500 ms
 DRIFTS_PPM = (80.0, -50.0, 0.0, 30.0)
 BODY_FPS = 200.0
 BODY_SECONDS = 30.0
