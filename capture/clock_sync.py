@@ -49,7 +49,7 @@ from typing import Self
 import numpy as np
 import zmq
 
-from posestudio.core.closing import ClosesOnExit, SocketOwner
+from posestudio.core.closing import ClosesOnExit, SocketOwner, wake_address
 from posestudio.core.errors import PoseStudioError
 from posestudio.core.robust import huber_weights
 
@@ -163,7 +163,7 @@ class ClockProbeResponder(ClosesOnExit):
                                  "tcp://HOST:PORT") from None
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         # the stop signal for the thread: an inproc PAIR, so the thread sleeps in one poll on both
-        self._wake_address = f"inproc://posestudio-clock-responder-{id(self):x}"
+        self._wake_address = wake_address("clock-responder")
         self._wake_in: zmq.Socket | None = None
         self._wake_out: zmq.Socket | None = None
 

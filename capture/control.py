@@ -55,6 +55,7 @@ from typing import Any, Self
 import zmq
 
 from posestudio import __version__
+from posestudio.core.closing import wake_address
 from posestudio.core.control_messages import (
     UNKNOWN_NODE,
     Ack,
@@ -245,7 +246,7 @@ class ControlServer:
         self.endpoint: str = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         # senders on other threads wake a waiting poll through this pair (each end used under one rule:
         # _wake_out only under _lock, _wake_in only by the polling thread)
-        address = f"inproc://posestudio-control-server-{id(self):x}"
+        address = wake_address("control-server")
         self._wake_in: zmq.Socket | None = self._context.socket(zmq.PAIR)
         self._wake_in.bind(address)
         self._wake_out: zmq.Socket | None = self._context.socket(zmq.PAIR)
@@ -544,7 +545,7 @@ class ControlClient:
         self.clock_offset_ns: int | None = None
         self._registered = threading.Event()
         self._thread: threading.Thread | None = None
-        self._wake_address = f"inproc://posestudio-control-client-{id(self):x}"
+        self._wake_address = wake_address("control-client")
         self._wake_in: zmq.Socket | None = None
         self._wake_out: zmq.Socket | None = None
         self.error: BaseException | None = None

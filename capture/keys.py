@@ -52,6 +52,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
+from posestudio.core.closing import wake_address
 from posestudio.core.errors import InputError, PoseStudioError
 
 log = logging.getLogger(__name__)
@@ -420,7 +421,7 @@ class HandshakeWatch:
             zmq.EVENT_HANDSHAKE_FAILED_AUTH
         self._monitor = socket.get_monitor_socket(events)
         context = socket.context
-        self._wake_address = f"inproc://posestudio-handshake-watch-{id(self):x}"
+        self._wake_address = wake_address("handshake-watch")
         self._wake_in = context.socket(zmq.PAIR)
         self._wake_in.bind(self._wake_address)
         self._wake_out = context.socket(zmq.PAIR)

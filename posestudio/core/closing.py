@@ -2,11 +2,13 @@
 
 The studio's network pieces (publishers, subscribers, clock probes, trackers) each hold a ZeroMQ
 socket or a thread; :class:`ClosesOnExit` gives them the context-manager protocol around their
-``close()``, and :class:`SocketOwner` the ``close()`` of one socket in ``self._socket``.
+``close()``, :class:`SocketOwner` the ``close()`` of one socket in ``self._socket``, and
+:func:`wake_address` the address of the socket pair that wakes their polling thread.
 """
 
 from __future__ import annotations
 
+import uuid
 from types import TracebackType
 from typing import Any, Self
 
@@ -35,3 +37,12 @@ class SocketOwner(ClosesOnExit):
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+
+def wake_address(owner: str) -> str:
+    """A fresh ``inproc://`` address for an object's wake-up socket pair.
+
+    Unique per call (not derived from ``id(obj)``: Python reuses the id of a collected object while
+    a socket it bound may not be closed yet, and binding the address again fails).
+    """
+    return f"inproc://posestudio-{owner}-{uuid.uuid4().hex}"
