@@ -51,7 +51,8 @@ from posestudio.reconstruction.skeleton.actor import measure_bones
 from posestudio.reconstruction.skeleton.blender import blender_joints, find_blender
 from posestudio.reconstruction.skeleton.contacts import detect_contacts, foot_slide_mm
 from posestudio.reconstruction.skeleton.definition import observed_pairs
-from posestudio.reconstruction.skeleton.frames import unit
+from posestudio.reconstruction.skeleton.frames import minimal_rotations, unit
+from posestudio.reconstruction.skeleton.solution import bvh_h36m_points
 from posestudio.synthetic.body_detections import DetectorErrors
 
 from .reconstruction import MOCAP, make_takes
@@ -77,14 +78,7 @@ class Row:
 
 def bvh_h36m(path: Path) -> np.ndarray:
     """``(F, 17, 3)`` H36M17 points of one of our BVH files read back by the independent reader."""
-    back = read_bvh(path)
-    pos = back.world_positions(include_end_sites=True)
-    out = np.full((back.n_frames, 17, 3), np.nan)
-    sk, h = observed_pairs(H36M17.joints)
-    out[:, h] = pos[:, [back.index(JOINT_NAMES[i]) for i in sk]]
-    head_end = [back.names[p] for p in back.end_site_parents].index("Head")
-    out[:, H36M17.index("head")] = pos[:, back.n_joints + head_end]
-    return out
+    return bvh_h36m_points(read_bvh(path))
 
 
 def ankle_slide(joints: np.ndarray, fps: float, contacts: np.ndarray) -> float:
@@ -126,17 +120,10 @@ def swing_only(points: Points3D) -> tuple[np.ndarray, np.ndarray, float, dict[st
     out[:, 0] = j[:, 0]
     rot = np.empty((len(j), len(bones), 3, 3))
     for b, (p, c) in enumerate(bones):  # bones are listed parents first
-        v, w = template[b], direction[:, b]
-        axis = np.cross(v, w)
-        s, cth = np.linalg.norm(axis, axis=-1), w @ v
-        k = axis / np.maximum(s, 1e-12)[:, None]
-        kx = np.zeros((len(j), 3, 3))
-        kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-        kx -= kx.transpose(0, 2, 1)
-        rot[:, b] = np.eye(3) + s[:, None, None] * kx + (1 - cth)[:, None, None] * kx @ kx
-        out[:, c] = out[:, p] + lengths[b] * np.einsum("fab,b->fa", rot[:, b], v)
-    names = measure_bones(j @ Y_UP_TO_Z_UP, np.ones(j.shape[:2]))  # for the bone table only
-    return out, rot, time.perf_counter() - t0, {k: v for k, v in names.items()}
+        rot[:, b] = minimal_rotations(np.broadcast_to(template[b], direction[:, b].shape), direction[:, b])
+        out[:, c] = out[:, p] + lengths[b] * np.einsum("fab,b->fa", rot[:, b], template[b])
+    seconds = time.perf_counter() - t0
+    return out, rot, seconds, measure_bones(j @ Y_UP_TO_Z_UP, np.ones(j.shape[:2]))  # bones: for the table only
 
 
 def score(name: str, method, points: Points3D, truth_bones: dict[str, float], tmp: Path) -> Row:

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from .arrays import FloatArray
 from .errors import InputError
+from .rotations import axis_rotation
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -166,7 +167,7 @@ class BvhMotion:
                 if ch.endswith("position"):
                     trans[:, j, axis] = values
                 else:
-                    m = _axis_rotation(axis, np.deg2rad(values))
+                    m = axis_rotation(axis, np.deg2rad(values))
                     r = m if r is None else r @ m
             if r is not None:
                 rot[:, j] = r
@@ -229,19 +230,6 @@ class BvhMotion:
     def with_motion(self, motion: FloatArray) -> BvhMotion:
         """A copy with other channel values (same skeleton)."""
         return replace(self, motion=np.asarray(motion, dtype=np.float64))
-
-
-def _axis_rotation(axis: int, angle: FloatArray) -> FloatArray:
-    """``(N, 3, 3)`` right-handed rotations by ``angle`` (radians, ``(N,)``) about axis 0/1/2."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.zeros(angle.shape + (3, 3))
-    i, k = [(1, 2), (2, 0), (0, 1)][axis]
-    out[..., axis, axis] = 1.0
-    out[..., i, i] = c
-    out[..., k, k] = c
-    out[..., i, k] = -s
-    out[..., k, i] = s
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

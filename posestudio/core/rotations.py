@@ -111,6 +111,27 @@ def average_rotations(rots: FloatArray, weights: FloatArray | None = None) -> Fl
     return nearest_rotation(np.einsum("n,nij->ij", w, rots))
 
 
+def axis_rotation(axis: int, angle: FloatArray) -> FloatArray:
+    """Right-handed rotations about one coordinate axis.
+
+    Args:
+        axis: 0, 1 or 2 (x, y, z).
+        angle: ``(...)`` radians.
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+    """
+    angle = np.asarray(angle, dtype=np.float64)
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros(angle.shape + (3, 3))
+    i, k = [(1, 2), (2, 0), (0, 1)][axis]
+    out[..., axis, axis] = 1.0
+    out[..., i, i] = c
+    out[..., k, k] = c
+    out[..., i, k] = -s
+    out[..., k, i] = s
+    return out
+
+
 def skew(v: FloatArray) -> FloatArray:
     """Cross-product matrices ``[v]x``.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.rotations import rodrigues_to_matrix
 
 _EPS = 1e-12
 
@@ -57,13 +58,16 @@ def perpendicular(v: FloatArray, axis: FloatArray) -> FloatArray:
 
 
 
-def axis_rotation_x(angle: FloatArray) -> FloatArray:
-    """``(F, 3, 3)`` right-handed rotations about x by ``angle`` ``(F,)`` radians."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.zeros(np.shape(angle) + (3, 3))
-    out[..., 0, 0] = 1.0
-    out[..., 1, 1], out[..., 1, 2], out[..., 2, 1], out[..., 2, 2] = c, -s, s, c
-    return out
+def minimal_rotations(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The smallest rotations taking directions ``a`` to directions ``b`` (both ``(..., 3)``).
+
+    Returns:
+        ``(..., 3, 3)``: about ``a x b`` by the angle between them (identity where they agree).
+    """
+    a, b = unit(a), unit(b)
+    axis = np.cross(a, b)
+    angle = np.arctan2(np.linalg.norm(axis, axis=-1), (a * b).sum(-1))
+    return rodrigues_to_matrix(unit(axis) * angle[..., None])
 
 
 def fit_rotations(rest: FloatArray, observed: FloatArray, weights: FloatArray) -> FloatArray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from posestudio.core.arrays import FloatArray
 
-from .frames import perpendicular, unit
+from .frames import minimal_rotations, perpendicular, unit
 from .trajectories import smooth_weighted, smoothing_weight
 
 #: Below this sine of the bend angle (about 6 degrees) the bone plane is ignored; above
@@ -42,15 +42,7 @@ def swing_frames(direction: FloatArray) -> FloatArray:
     n_f = len(d)
     q = np.broadcast_to(np.eye(3), (n_f, 3, 3)).copy()
     if n_f > 1:
-        a, b = d[:-1], d[1:]
-        axis = np.cross(a, b)
-        sin = np.linalg.norm(axis, axis=-1)
-        cos = (a * b).sum(-1)
-        k = axis / np.maximum(sin, 1e-12)[:, None]
-        kx = np.zeros((n_f - 1, 3, 3))
-        kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-        kx = kx - kx.transpose(0, 2, 1)
-        q[1:] = np.eye(3) + sin[:, None, None] * kx + (1.0 - cos)[:, None, None] * (kx @ kx)
+        q[1:] = minimal_rotations(d[:-1], d[1:])
     step = 1
     while step < n_f:  # Hillis-Steele scan: q[i] becomes q[i] @ ... @ q[i - 2 step + 1]
         q[step:] = q[step:] @ q[:-step].copy()

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from posestudio.core.arrays import BoolArray, FloatArray
 from posestudio.core.bvh import Y_UP_TO_Z_UP, BvhMotion
 from posestudio.core.errors import InputError
+from posestudio.core.rotations import rotation_angle_deg
 from posestudio.models.keypoints import H36M17
 
 from .actor import ActorSkeleton
@@ -90,13 +91,7 @@ class SkeletonSolution:
     def h36m_positions(self) -> FloatArray:
         """``(F, 17, 3)`` the solved skeleton's H36M17 points in the studio world (metres, Z up)."""
         pos = self.joint_positions()
-        out = np.full((self.n_frames, H36M17.n_joints, 3), np.nan)
-        sk, h = observed_pairs(H36M17.joints)
-        out[:, h] = pos[:, sk]
-        ends = self.end_site_positions(pos)
-        for h36m_name, joint in H36M_END_SITES.items():
-            out[:, H36M17.index(h36m_name)] = ends[:, END_SITE_JOINTS.index(joint)]
-        return out @ Y_UP_TO_Z_UP.T
+        return h36m_points(pos, self.end_site_positions(pos)) @ Y_UP_TO_Z_UP.T
 
     def resampled(self, fps: float) -> SkeletonSolution:
         """The take at another frame rate: rotations by spherical interpolation, root linearly."""
@@ -153,9 +148,37 @@ class SkeletonSolution:
                          length_unit_m=UNITS_M[units], up_axis=up)
 
 
+def h36m_points(joints: FloatArray, end_sites: FloatArray) -> FloatArray:
+    """The H36M17 points of the export skeleton's joints and End Sites.
+
+    Args:
+        joints: ``(F, N, 3)`` in :data:`~.definition.JOINT_NAMES` order.
+        end_sites: ``(F, E, 3)`` in :data:`~.definition.END_SITE_JOINTS` order.
+    Returns:
+        ``(F, 17, 3)`` in H36M17 order, same units and axes.
+    """
+    out = np.full((joints.shape[0], H36M17.n_joints, 3), np.nan)
+    sk, h = observed_pairs(H36M17.joints)
+    out[:, h] = joints[:, sk]
+    for h36m_name, joint in H36M_END_SITES.items():
+        out[:, H36M17.index(h36m_name)] = end_sites[:, END_SITE_JOINTS.index(joint)]
+    return out
+
+
+def bvh_h36m_points(motion: BvhMotion) -> FloatArray:
+    """``(F, 17, 3)`` H36M17 points of a BVH with the export skeleton, read back through its own
+    forward kinematics (:meth:`~posestudio.core.bvh.BvhMotion.world_positions`): metres, Z up.
+
+    Raises:
+        KeyError: the file lacks a joint or End Site of the export skeleton.
+    """
+    pos = motion.world_positions(include_end_sites=True)
+    ends = [motion.names[p] for p in motion.end_site_parents]
+    return h36m_points(pos[:, [motion.index(n) for n in JOINT_NAMES]],
+                       pos[:, [motion.n_joints + ends.index(n) for n in END_SITE_JOINTS]])
+
+
 def rotation_jumps_deg(rotations: FloatArray) -> FloatArray:
     """``(F-1, N)`` angle (degrees) between consecutive frames' rotations of each joint."""
-    rel = np.einsum("fjba,fjbc->fjac", rotations[:-1], rotations[1:])
-    cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return rotation_angle_deg(rotations[:-1], rotations[1:])
 

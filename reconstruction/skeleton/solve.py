@@ -23,12 +23,13 @@ import numpy as np
 from posestudio.core.bvh import Y_UP_TO_Z_UP
 from posestudio.core.errors import InputError
 from posestudio.core.keypoints_file import Points3D
+from posestudio.core.rotations import axis_rotation
 from posestudio.models.keypoints import H36M17
 
 from .actor import build_actor, measure_bones, weighted_median
 from .contacts import ContactOptions, detect_contacts, foot_slide_mm, pin_contacts
 from .definition import JOINT_NAMES, joint_index
-from .frames import aim_rotation, axis_rotation_x, fit_rotations, unit
+from .frames import aim_rotation, fit_rotations, unit
 from .limbs import hinge_axes, two_bone_fit
 from .solution import SkeletonSolution
 from .trajectories import follow_trajectories
@@ -179,7 +180,7 @@ def solve_skeleton(points: Points3D, options: SolveOptions | None = None) -> Ske
         upright = shin[:, 1, 1]  # world-up component of the shin frame's y (1 when standing)
         level = np.clip(np.arctan2(shin[:, 1, 2], upright), -ANKLE_RANGE_RAD, ANKLE_RANGE_RAD)
         flex = level * np.clip(upright / 0.7, 0.0, 1.0)
-        foot = shin @ axis_rotation_x(flex)
+        foot = shin @ axis_rotation(0, flex)
         set_rot(f"{side}Foot", foot)
         set_rot(f"{side}ToeBase", foot)
     return SkeletonSolution(actor, rot, p["pelvis"].copy(), fps, contacts, (slide_in[0], slide_in[1]))

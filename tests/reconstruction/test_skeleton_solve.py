@@ -13,7 +13,8 @@ from posestudio.models.keypoints import H36M17
 from posestudio.reconstruction.pipeline import reconstruct
 from posestudio.reconstruction.skeleton import JOINT_NAMES, SolveOptions, rotation_jumps_deg, solve_skeleton
 from posestudio.reconstruction.skeleton.contacts import detect_contacts, foot_slide_mm
-from posestudio.reconstruction.skeleton.definition import END_SITE_JOINTS, observed_pairs
+from posestudio.reconstruction.skeleton.definition import END_SITE_JOINTS
+from posestudio.reconstruction.skeleton.solution import bvh_h36m_points
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
 
@@ -39,15 +40,7 @@ def _points(joints: np.ndarray, fps: float, confidence: np.ndarray | None = None
 
 def _bvh_joints(path, unit_m: float = 0.01, up: str = "y") -> np.ndarray:
     """H36M17 joints of a BVH file written by the exporter, read back by the independent reader."""
-    back = read_bvh(path, length_unit_m=unit_m, up_axis=up)
-    pos = back.world_positions(include_end_sites=True)
-    out = np.full((back.n_frames, 17, 3), np.nan)
-    sk, h = observed_pairs(H36M17.joints)
-    out[:, h] = pos[:, [back.index(JOINT_NAMES[i]) for i in sk]]
-    ends = pos[:, back.n_joints:]
-    head_end = [back.names[p] for p in back.end_site_parents].index("Head")
-    out[:, H36M17.index("head")] = ends[:, head_end]
-    return out
+    return bvh_h36m_points(read_bvh(path, length_unit_m=unit_m, up_axis=up))
 
 
 @needs_mocap

@@ -91,19 +91,12 @@ def test_the_real_take_exports_as_a_bvh_that_reproduces_it(take: Path, tmp_path:
     kinematics. BlazePose's reconstruction has a left shin about 4 cm shorter than the right; the
     actor's symmetric bones absorb most of it at the knees (measured 9.65 mm)."""
     from posestudio.core.bvh import read_bvh
-    from posestudio.reconstruction.skeleton import JOINT_NAMES
-    from posestudio.reconstruction.skeleton.definition import observed_pairs
+    from posestudio.reconstruction.skeleton.solution import bvh_h36m_points
 
     res = subprocess.run([POSESTUDIO, "export", str(take), "--bvh", str(tmp_path / "take.bvh")],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     pts = read_points3d(take / "points3d.npz").points3d
-    bvh = read_bvh(tmp_path / "take.bvh")
-    sk, h = observed_pairs(H36M17.joints)
-    positions = bvh.world_positions(include_end_sites=True)
-    back = np.empty_like(pts)
-    back[:, h] = positions[:, [bvh.index(JOINT_NAMES[i]) for i in sk]]
-    head_end = [bvh.names[p] for p in bvh.end_site_parents].index("Head")  # the head top is the Head's End Site
-    back[:, H36M17.index("head")] = positions[:, bvh.n_joints + head_end]
+    back = bvh_h36m_points(read_bvh(tmp_path / "take.bvh"))  # the head top is the Head's End Site
     err = np.linalg.norm(back - pts, axis=-1)  # all 17 joints
     assert err.mean() < 0.01, f"{1000 * err.mean():.1f} mm"
