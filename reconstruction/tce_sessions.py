@@ -7,7 +7,7 @@ agree; :class:`SessionSource` cuts the matching real frames ``t - 1, t, t + 1`` 
 labelled (camera, frame), each recording decoded once, and keeps those crops in memory (at most
 ``max_memory_mb``; beyond, (camera, frame) pairs are subsampled evenly). Called as a
 ``sample_source(rng, batch)`` of :func:`posestudio.models.tce.train.train_tce`, it cuts random
-tracker-like boxes out of the stored crops at the network's input size, or (``search_prob``) hands
+tracker-like boxes out of the stored crops at the network's input size, or (``boxes.search_share``) hands
 the whole frames letterboxed, as the detector's first-frame search sees them.
 
 ``frames = (A, B)`` restricts everything to frames ``A <= f < B``: labels of other frames are not
@@ -29,12 +29,23 @@ from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.errors import InputError
 from posestudio.core.keypoints_file import Keypoints2D, Points3D, read_keypoints2d, read_points3d
 from posestudio.core.rig import CameraRig
-from posestudio.models.tce.crops import box_from_keypoints, frame_box, keypoints_to_crop, warp_crop, warp_crops
+from posestudio.models.tce.crops import (
+    CropBoxOptions,
+    box_from_keypoints,
+    frame_box,
+    keypoints_to_crop,
+    warp_crop,
+    warp_crops,
+)
 
 from .pseudo_labels import PseudoLabelOptions, pseudo_labels
 from .videos import match_videos
 
-__all__ = ["SessionOptions", "SessionSource", "concat_sessions"]
+__all__ = ["SESSION_BOXES", "SessionOptions", "SessionSource", "concat_sessions"]
+
+#: A session's training boxes: tracked 1.1-1.5 x the labels' extent, 10 % wide (1.5-2 x, within the
+#: stored context), 15 % whole frames letterboxed.
+SESSION_BOXES = CropBoxOptions(scale=(1.1, 1.5), jitter=0.08, wide_share=0.1, wide_scale=(1.5, 2.0), search_share=0.15)
 
 
 @dataclass
@@ -45,13 +56,13 @@ class SessionOptions:
         input_size: side of the crops handed to the network, pixels.
         store_scale: stored crops are ``store_scale x input_size`` pixels square ...
         context_scale: ... covering ``context_scale`` x the extent of the (camera, frame)'s labels.
-        box_scale: training box side / the labels' extent, uniform in this range.
-        box_jitter: training box centre shift, uniform in ``+-box_jitter`` x side, per axis.
-        wide_prob, wide_scale: with this probability the box is ``U(wide_scale)`` x the extent
-            (beyond ``context_scale`` the crop is black).
-        search_prob: with this probability a sample is the whole frame letterboxed to the input
-            size, as the detector's first-frame search sees it (so the network learns to pick this
-            studio's subject, not a bystander, from the whole view).
+        boxes: the training boxes (:class:`~posestudio.models.tce.crops.CropBoxOptions`, default
+            :data:`SESSION_BOXES`): side ``U(scale)`` x the labels' extent, centre shifted by
+            ``U(+-jitter)`` x side per axis; with probability ``wide_share`` ``U(wide_scale)`` x the
+            extent (beyond ``context_scale`` the crop is black); with probability ``search_share``
+            (drawn on its own, replacing the box) the whole frame letterboxed to the input size, as
+            the detector's first-frame search sees it (so the network learns to pick this studio's
+            subject, not a bystander, from the whole view).
         min_labels: (camera, frame) pairs with fewer labelled joints are not used.
         max_memory_mb: bound on the stored crops, MiB.
         pseudo: which reprojected joints become labels.
@@ -60,11 +71,7 @@ class SessionOptions:
     input_size: int = 128
     store_scale: float = 1.5
     context_scale: float = 2.0
-    box_scale: tuple[float, float] = (1.1, 1.5)
-    box_jitter: float = 0.08
-    wide_prob: float = 0.1
-    wide_scale: tuple[float, float] = (1.5, 2.0)
-    search_prob: float = 0.15
+    boxes: CropBoxOptions = SESSION_BOXES
     min_labels: int = 8
     max_memory_mb: float = 512.0
     pseudo: PseudoLabelOptions = field(default_factory=PseudoLabelOptions)
@@ -75,17 +82,10 @@ class SessionOptions:
             raise InputError(f"session input_size = {self.input_size}: expected >= 16 pixels")
         if not self.store_scale >= 1.0:
             raise InputError(f"session store_scale = {self.store_scale}: expected >= 1")
-        for name in ("box_scale", "wide_scale"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise InputError(f"session {name} = {(lo, hi)}: expected 0 < low <= high")
-        if not self.context_scale >= self.box_scale[1]:
-            raise InputError(f"session context_scale = {self.context_scale}: expected >= box_scale's high end "
-                             f"{self.box_scale[1]}")
-        for name in ("box_jitter", "wide_prob", "search_prob"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise InputError(f"session {name} = {v}: expected a value in [0, 1]")
+        self.boxes.check("session")
+        if not self.context_scale >= self.boxes.scale[1]:
+            raise InputError(f"session context_scale = {self.context_scale}: expected >= boxes.scale's high end "
+                             f"{self.boxes.scale[1]}")
         if not 1 <= self.min_labels <= 17:
             raise InputError(f"session min_labels = {self.min_labels}: expected 1..17")
         if not self.max_memory_mb > 0:
@@ -243,7 +243,7 @@ class SessionSource:
                 f"{(self.crops.nbytes + self.whole.nbytes) / 2 ** 20:.0f} MiB of crops")
 
     def __call__(self, rng: np.random.Generator, batch: int) -> dict[str, Any]:
-        o = self.options
+        o, b = self.options, self.options.boxes
         s = o.input_size
         pick = rng.integers(0, len(self), batch)
         lab = self.labels[pick]  # (B, 17, 3) stored-crop pixels
@@ -251,14 +251,14 @@ class SessionSource:
         xy = np.where(ok[..., None], lab[..., :2], np.nan)
         lo, hi = np.nanmin(xy, 1), np.nanmax(xy, 1)
         extent = np.maximum((hi - lo).max(1), 8.0)
-        wide = rng.random(batch) < o.wide_prob
-        scale = np.where(wide, rng.uniform(*o.wide_scale, batch), rng.uniform(*o.box_scale, batch))
+        wide = rng.random(batch) < b.wide_share
+        scale = np.where(wide, rng.uniform(*b.wide_scale, batch), rng.uniform(*b.scale, batch))
         side = scale * extent
-        centre = 0.5 * (lo + hi) + rng.uniform(-o.box_jitter, o.box_jitter, (batch, 2)) * side[:, None]
+        centre = 0.5 * (lo + hi) + rng.uniform(-b.jitter, b.jitter, (batch, 2)) * side[:, None]
         boxes = np.concatenate([centre, side[:, None]], 1)
         crops = np.stack([warp_crops(list(self.crops[p]), b, s) for p, b in zip(pick, boxes)])  # (B, 3, S, S, 3)
         kp = keypoints_to_crop(lab, boxes, s)
-        whole = rng.random(batch) < o.search_prob
+        whole = rng.random(batch) < b.search_share
         crops[whole] = self.whole[pick[whole]]
         kp[whole] = self.whole_labels[pick[whole]]
         inside = ((kp[..., :2] >= -0.5) & (kp[..., :2] <= s - 0.5)).all(-1)

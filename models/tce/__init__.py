@@ -7,7 +7,8 @@ predicted from the feature pair; no optical flow) and fused before the decoder. 
 * :mod:`.sampler` — :class:`DeformableConv2d` on ``grid_sample`` (no torchvision);
 * :mod:`.network` — :class:`TCENet` (``temporal=False``: the single-frame ablation);
 * :mod:`.heatmaps` — Gaussian targets, weighted MSE, argmax + sub-pixel decoding;
-* :mod:`.crops` — square top-down boxes, crop affines, warping, keypoint mapping;
+* :mod:`.crops` — square top-down boxes, crop affines, warping, keypoint mapping; :class:`CropBoxOptions`,
+  how every source of training crops boxes the person;
 * :mod:`.train` — ``train_tce(config, sample_source, ...)``, checkpoints, ``evaluate`` (PCK, jitter);
 * :mod:`.detector` — :class:`TCEDetector`, the network as a tracking :class:`Detector2D`.
 
@@ -15,10 +16,11 @@ predicted from the feature pair; no optical flow) and fused before the decoder. 
 it was made.
 """
 
+from .crops import CropBoxOptions
 from .detector import DEFAULT_CHECKPOINT, TCEDetector
 from .network import TCENet
 from .sampler import DeformableConv2d
 from .train import AugmentConfig, TCETrainConfig, evaluate, load_tce, train_tce
 
-__all__ = ["DEFAULT_CHECKPOINT", "AugmentConfig", "DeformableConv2d", "TCEDetector", "TCENet", "TCETrainConfig",
-           "evaluate", "load_tce", "train_tce"]
+__all__ = ["DEFAULT_CHECKPOINT", "AugmentConfig", "CropBoxOptions", "DeformableConv2d", "TCEDetector", "TCENet",
+           "TCETrainConfig", "evaluate", "load_tce", "train_tce"]

@@ -11,14 +11,62 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from posestudio.core.arrays import FloatArray
+from posestudio.core.errors import InputError
 
 Image = np.ndarray
 """An ``(H, W, C)`` image (uint8 BGR from OpenCV, or float)."""
+
+
+@dataclass(frozen=True)
+class CropBoxOptions:
+    """How training crops are boxed around a person, as the tracker (and the detector's whole-frame
+    search) frames them; one definition for every source of TCE training crops (the trainer's own
+    crops, :class:`~posestudio.models.tce.train.AugmentConfig`; rendered ones,
+    ``posestudio.synthetic.tce_data.RenderedSourceOptions``; a studio session's,
+    ``posestudio.reconstruction.tce_sessions.SessionOptions``), each with its own values. Shares are
+    probabilities per sample.
+
+    Attributes:
+        scale: box side / the person's extent (of the labelled joints), uniform in this range:
+            tracker-like boxes.
+        jitter: box centre shift, uniform in ``+-jitter`` x the side, per axis.
+        wide_share, wide_scale: share of boxes ``U(wide_scale)`` x the extent instead (a tracker that
+            lost part of the body, a box being re-centred, a small person).
+        search_share: share of whole-frame-search views (the detector's first-frame search), for a
+            source that makes them; 0: none.
+    """
+
+    scale: tuple[float, float] = (1.1, 1.5)
+    jitter: float = 0.08
+    wide_share: float = 0.1
+    wide_scale: tuple[float, float] = (1.5, 3.0)
+    search_share: float = 0.15
+
+    def check(self, what: str = "crop") -> CropBoxOptions:
+        """Raise :class:`InputError` naming ``what`` and the first setting out of range; returns self."""
+        for name in ("scale", "wide_scale"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise InputError(f"{what} boxes.{name} = {(lo, hi)}: expected 0 < low <= high")
+        for name in ("jitter", "wide_share", "search_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise InputError(f"{what} boxes.{name} = {v}: expected a value in [0, 1]")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict, what: str = "crop") -> CropBoxOptions:
+        """Inverse of ``dataclasses.asdict`` (lists read as tuples; unknown keys an error naming them)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"{what} boxes: unknown fields {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def box_from_keypoints(kp: FloatArray, margin: float = 1.25, min_confidence: float = 0.0,

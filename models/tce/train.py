@@ -8,7 +8,7 @@ renderer; tests use a stick figure):
   ``x, y`` in pixels of those frames, third column 1 = labelled, 0 = not labelled.
 
 Each step crops the frames the way the tracker does (:mod:`.crops`): one square box per sample,
-from frame ``t``'s labelled joints, side ``U(box_scale)`` x their extent (sometimes much wider,
+from frame ``t``'s labelled joints, side ``U(boxes.scale)`` x their extent (sometimes much wider,
 like the detector's whole-frame search), centre jittered, the same box for all three frames; then
 flips, colour jitter, occluder patches, motion blur, noise and dropped neighbours
 (:class:`AugmentConfig`). Loss: weighted MSE to Gaussian heatmaps (:mod:`.heatmaps`). Adam with
@@ -35,6 +35,7 @@ from posestudio.core.errors import InputError
 from posestudio.models import checkpoints
 from posestudio.models.keypoints import H36M17
 
+from .crops import CropBoxOptions
 from .heatmaps import decode_heatmaps, gaussian_targets, heatmap_loss
 from .network import TCENet
 
@@ -43,6 +44,12 @@ CHECKPOINT_VERSION = 1
 
 SampleSource = Callable[[np.random.Generator, int], dict[str, Any]]
 """``sample_source(rng, batch) -> {"frames": (B, 3, 3, H, W) float, "keypoints": (B, J, 3)}``."""
+
+#: The trainer's own crop boxes (``AugmentConfig.crop``): no whole-frame search view.
+TRAINER_BOXES = CropBoxOptions(scale=(1.1, 1.4), jitter=0.08, wide_share=0.1, wide_scale=(1.4, 3.0), search_share=0.0)
+
+#: ``AugmentConfig`` fields of checkpoints written before :class:`CropBoxOptions` -> its fields.
+_FLAT_BOX_FIELDS = {"box_scale": "scale", "box_jitter": "jitter", "wide_prob": "wide_share", "wide_scale": "wide_scale"}
 
 #: H36M17 joint index of each joint's mirror image (left <-> right), for horizontal flips.
 FLIP_H36M17 = tuple(H36M17.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in H36M17.joints)
@@ -55,10 +62,10 @@ class AugmentConfig:
     Attributes:
         crop: crop the source frames around the person (False: they already are the network's
             input, ``input_size`` square).
-        box_scale: box side / extent of the labelled joints, uniform in this range.
-        box_jitter: box centre shift, uniform in ``+-box_jitter`` x side, per axis.
-        wide_prob, wide_scale: with this probability the box is ``U(wide_scale)`` x the extent
-            instead (small people, as in the detector's whole-frame search).
+        boxes: those crops' boxes (:class:`~.crops.CropBoxOptions`, default :data:`TRAINER_BOXES`):
+            side ``U(scale)`` x the extent of the labelled joints, centre jittered, with
+            ``wide_share`` ``U(wide_scale)`` x instead (small people, as in the detector's
+            whole-frame search); no search views (``search_share`` 0).
         flip_prob: horizontal flip (left and right joints swapped; H36M17 layout only).
         colour: brightness, contrast and saturation factors in ``1 +- colour``.
         occluder_prob, occluder_max: a rectangle of random colour, sides up to ``occluder_max`` x
@@ -69,10 +76,7 @@ class AugmentConfig:
     """
 
     crop: bool = True
-    box_scale: tuple[float, float] = (1.1, 1.4)
-    box_jitter: float = 0.08
-    wide_prob: float = 0.1
-    wide_scale: tuple[float, float] = (1.4, 3.0)
+    boxes: CropBoxOptions = TRAINER_BOXES
     flip_prob: float = 0.5
     colour: float = 0.3
     occluder_prob: float = 0.3
@@ -84,20 +88,39 @@ class AugmentConfig:
 
     def check(self) -> None:
         """Raise :class:`InputError` naming the first setting out of range."""
-        for name in ("wide_prob", "flip_prob", "occluder_prob", "blur_prob", "drop_neighbour_prob"):
+        self.boxes.check("augmentation setting")
+        if self.boxes.search_share != 0:
+            raise InputError(f"augmentation setting boxes.search_share = {self.boxes.search_share}: the trainer's "
+                             "crops have no whole-frame search view; expected 0")
+        for name in ("flip_prob", "occluder_prob", "blur_prob", "drop_neighbour_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"augmentation setting {name} = {v}: expected a probability in [0, 1]")
-        for name in ("box_scale", "wide_scale"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise InputError(f"augmentation setting {name} = {(lo, hi)}: expected 0 < low <= high")
-        for name in ("box_jitter", "colour", "occluder_max", "noise_std"):
+        for name in ("colour", "occluder_max", "noise_std"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"augmentation setting {name} = {v}: expected a value in [0, 1]")
         if self.blur_max_px < 1:
             raise InputError(f"augmentation setting blur_max_px = {self.blur_max_px}: expected >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AugmentConfig:
+        """Inverse of ``dataclasses.asdict`` (lists read as tuples; unknown keys an error naming them).
+
+        Also reads the flat box fields of checkpoints written before :class:`~.crops.CropBoxOptions`
+        (``box_scale``, ``box_jitter``, ``wide_prob``, ``wide_scale``; the shipped
+        ``models/tce/checkpoint.pt`` has them) into ``boxes``.
+        """
+        d = dict(d)
+        boxes = dict(d.pop("boxes", {}))
+        for old, new in _FLAT_BOX_FIELDS.items():
+            if old in d:
+                boxes[new] = d.pop(old)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"training config: unknown augment fields {unknown}")
+        merged = {**asdict(TRAINER_BOXES), **boxes}
+        return cls(**d, boxes=CropBoxOptions.from_dict(merged, "training config augment"))
 
 
 @dataclass
@@ -176,7 +199,7 @@ class TCETrainConfig:
     def from_dict(cls, d: dict) -> TCETrainConfig:
         """Inverse of :meth:`to_dict` (unknown keys are an error naming them)."""
         d = dict(d)
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("augment", {}).items()})
+        aug = AugmentConfig.from_dict(d.pop("augment", {}))
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise InputError(f"training config: unknown fields {unknown}")
@@ -220,10 +243,11 @@ def training_boxes(kp: np.ndarray, frame_hw: tuple[int, int], aug: AugmentConfig
     has = ok.any(1)
     centre = np.where(has[:, None], 0.5 * (lo + hi), [(w - 1) / 2, (h - 1) / 2])
     extent = np.where(has, np.maximum((hi - lo).max(1), 8.0), max(h, w))
-    wide = rng.random(b) < aug.wide_prob
-    scale = np.where(wide, _uniform(rng, aug.wide_scale, b), _uniform(rng, aug.box_scale, b))
+    boxes = aug.boxes
+    wide = rng.random(b) < boxes.wide_share
+    scale = np.where(wide, _uniform(rng, boxes.wide_scale, b), _uniform(rng, boxes.scale, b))
     size = np.where(has, scale * extent, extent)
-    centre = centre + rng.uniform(-aug.box_jitter, aug.box_jitter, (b, 2)) * size[:, None]
+    centre = centre + rng.uniform(-boxes.jitter, boxes.jitter, (b, 2)) * size[:, None]
     return np.concatenate([centre, size[:, None]], axis=1)
 
 

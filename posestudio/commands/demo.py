@@ -185,8 +185,8 @@ def render_take(out: Path) -> Path | None:
     ``posestudio view OUT/take --offscreen OUT/render.png`` does; skipped, saying why, where nothing
     can render. Returns the PNG, or None when skipped."""
     # Imported here for start-up time: Open3D loads only when something is drawn.
-    from posestudio.commands.view import load_rig, load_take
     from posestudio.viewer.offscreen import RenderUnavailable, render_png
+    from posestudio.viewer.take import load_rig, load_take
 
     take_dir, png = out / "take", out / "render.png"
     calibration = None if (take_dir / "rig.toml").is_file() else out / "rig_in_truth_frame.toml"
@@ -437,8 +437,8 @@ def _export_live_bvh(live: Path, target: Path) -> Path:
 
 def _render_live(live: Path, png: Path, frame: int) -> Path | None:
     """The live take's ``frame`` rendered offscreen (as :func:`render_take`); None where nothing renders."""
-    from posestudio.commands.view import load_rig, load_take
     from posestudio.viewer.offscreen import RenderUnavailable, render_png
+    from posestudio.viewer.take import load_rig, load_take
 
     take = load_take(live)
     try:

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return run_live(args, size, kind)
     if args.dir is None:
         raise InputError("give a take folder (DIR) or --connect tcp://HOST:PORT")
+    from posestudio.viewer.take import load_rig, load_take
+
     take = load_take(args.dir, args.person)
     rig = load_rig(args.dir, args.calibration)
     if args.frame is not None and not 0 <= args.frame < take.n_frames:
@@ -107,6 +109,7 @@ def run_live(args: argparse.Namespace, size: tuple[int, int] | None, kind: str |
     """``--connect``: a window following the stream, or its first frame rendered to a PNG."""
     from posestudio.viewer.player import play_live, take_from_frame, wait_for_frame
     from posestudio.viewer.scene import default_view_camera
+    from posestudio.viewer.take import load_rig
 
     if not args.connect.startswith(("tcp://", "ipc://", "inproc://")):
         raise InputError(f"--connect: expected an endpoint such as tcp://HOST:PORT, got {args.connect!r}")
@@ -156,74 +159,6 @@ def output_kind(path: Path) -> str:
     if kind not in ("png", "mp4"):
         raise InputError(f"--offscreen {path}: expected a .png (one frame) or .mp4 (every frame) file name")
     return kind
-
-
-def load_take(folder: Path, person: str | None = None) -> Take:
-    """A reconstruct output's skeletons: the subject, person K, or everyone (``person="all"``).
-
-    Raises:
-        InputError: no such folder or person, or a points3d.npz that is missing, malformed,
-            empty, all NaN or in no known joint layout (the message names the file and field).
-    """
-    import numpy as np
-
-    from posestudio.core.keypoints_file import read_points3d
-    from posestudio.viewer.scene import Take
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder (expected a 'posestudio reconstruct' output with points3d.npz)")
-    people_dir = folder / "people"
-    others = sorted((p for p in people_dir.glob("person_*") if (p / "points3d.npz").is_file()),
-                    key=lambda p: (len(p.name), p.name)) if people_dir.is_dir() else []
-    if person is None:
-        files, labels = [folder / "points3d.npz"], ["subject"]
-    elif person == "all":
-        files, labels = [folder / "points3d.npz"] + [p / "points3d.npz" for p in others], ["subject"] + [
-            p.name for p in others]
-    else:
-        if not person.isdigit():
-            raise InputError(f"--person: expected a number K (DIR/people/person_K) or 'all', got {person!r}")
-        path = people_dir / f"person_{int(person)}" / "points3d.npz"
-        if not path.is_file():
-            known = ", ".join(p.name.removeprefix("person_") for p in others) or "none"
-            raise InputError(f"{path}: not found (people in {people_dir}: {known})")
-        files, labels = [path], [f"person_{int(person)}"]
-    people, names, fps = [], None, None
-    for path in files:
-        pts = read_points3d(path)
-        f, j = pts.points3d.shape[:2]
-        if f == 0 or j == 0:
-            raise InputError(f"{path}: 'points3d' is empty (shape {pts.points3d.shape}): nothing to show")
-        if pts.confidence.shape != (f, j):
-            raise InputError(f"{path}: 'confidence' has shape {pts.confidence.shape}; expected {(f, j)} like "
-                             "'points3d' (frames, joints)")
-        if len(pts.joint_names) != j:
-            raise InputError(f"{path}: 'joint_names' has {len(pts.joint_names)} names for {j} joints")
-        if not (np.isfinite(pts.fps) and pts.fps > 0):
-            raise InputError(f"{path}: 'fps' must be a positive number, got {pts.fps}")
-        if not np.isfinite(pts.points3d).any():
-            raise InputError(f"{path}: every joint is NaN: nothing to show")
-        if names is not None and [n.lower() for n in pts.joint_names] != [n.lower() for n in names]:
-            raise InputError(f"{path}: 'joint_names' differ from {files[0]}'s")
-        names, fps = names or pts.joint_names, fps or pts.fps
-        people.append((pts.points3d, pts.confidence))
-    try:
-        return Take.from_people(people, names, fps, labels)
-    except ValueError as exc:
-        raise InputError(f"{files[0]}: 'joint_names': {exc}") from None
-
-
-def load_rig(folder: Path | None, calibration: Path | None) -> CameraRig | None:
-    """``calibration`` (any rig format) if given, else ``folder/rig.toml`` if it exists, else None."""
-    from posestudio.calibration.rig_formats import import_rig
-    from posestudio.core.rig import CameraRig
-
-    if calibration is not None:
-        return import_rig(calibration)
-    if folder is not None and (Path(folder) / "rig.toml").is_file():
-        return CameraRig.load(Path(folder) / "rig.toml")
-    return None
 
 
 def view_camera(take: Take | None, rig: CameraRig | None, name: str | None, size: tuple[int, int] | None) -> Camera:

@@ -16,11 +16,15 @@
     joint_names     str (joints,); fps float (); format "posestudio-points3d"; format_version 1
 
 Readers refuse files that are not npz, lack a field, have wrong shapes or an unknown version,
-naming the file and the field. Writers write atomically (temporary file, then rename).
+naming the file and the field; :func:`read_points3d` also refuses an empty or all-NaN take, a
+confidence of the wrong shape or range and a bad fps (:func:`check_points3d`, the one set of rules
+for every reader of a ``posestudio reconstruct`` output). Writers write atomically (temporary file,
+then rename).
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,12 +149,65 @@ def _validate_2d(kp: Keypoints2D, where: str) -> None:
 
 
 def read_points3d(path: str | Path) -> Points3D:
-    """Read a 3D point file."""
+    """Read and validate a 3D point file (:func:`check_points3d`; values as stored, not normalised).
+
+    Raises:
+        KeypointFileError: naming the file: missing, not a points3d file, a field missing or
+            malformed, or a take that :func:`check_points3d` refuses.
+    """
     path = Path(path)
     doc = _load(path, POINTS3D_FORMAT)
-    pts = np.asarray(_need(doc, "points3d", path, "float (frames, joints, 3)"), dtype=np.float64)
+    try:
+        pts = np.asarray(_need(doc, "points3d", path, "float (frames, joints, 3)"), dtype=np.float64)
+        if pts.ndim != 3 or pts.shape[-1] != 3:
+            raise KeypointFileError(f"{path}: 'points3d' has shape {pts.shape}; expected (frames, joints, 3)")
+        conf = np.asarray(doc.get("confidence", np.isfinite(pts[..., 0]).astype(float)), dtype=np.float64)
+        joints = [str(j) for j in np.atleast_1d(_need(doc, "joint_names", path, "joint names"))]
+        out = Points3D(pts, conf, joints, float(_need(doc, "fps", path, "frames per second")))
+    except KeypointFileError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise KeypointFileError(f"{path}: malformed points3d file ({exc})") from None
+    check_points3d(out, str(path))
+    return out
+
+
+def check_points3d(points: Points3D, where: str | Path) -> None:
+    """Refuse a take that cannot be shown or exported, with :class:`KeypointFileError` naming ``where``.
+
+    Refused: ``points3d`` not ``(F, J, 3)``; no frames or no joints, or every point NaN ("the take
+    is empty"); infinite coordinates; ``joint_names`` that do not name each joint once; a
+    ``confidence`` not ``(F, J)`` or outside [0, 1] (NaN allowed); an ``fps`` that is not a
+    positive number. The one validation of every reader of ``points3d.npz`` (:func:`read_points3d`)
+    and of the exporters' in-memory takes.
+    """
+    pts = np.asarray(points.points3d, dtype=np.float64)
     if pts.ndim != 3 or pts.shape[-1] != 3:
-        raise KeypointFileError(f"{path}: 'points3d' has shape {pts.shape}; expected (frames, joints, 3)")
-    conf = np.asarray(doc.get("confidence", np.isfinite(pts[..., 0]).astype(float)), dtype=np.float64)
-    joints = [str(j) for j in np.atleast_1d(_need(doc, "joint_names", path, "joint names"))]
-    return Points3D(pts, conf, joints, float(_need(doc, "fps", path, "frames per second")))
+        raise KeypointFileError(f"{where}: 'points3d' has shape {pts.shape}; expected (frames, joints, 3)")
+    n_frames, n_joints = pts.shape[:2]
+    if n_frames == 0:
+        raise KeypointFileError(f"{where}: the take is empty: 'points3d' has no frames")
+    if n_joints == 0:
+        raise KeypointFileError(f"{where}: the take is empty: 'points3d' has no joints")
+    if np.isinf(pts).any():
+        raise KeypointFileError(f"{where}: 'points3d' holds infinite coordinates; expected metres, NaN where unknown")
+    if not np.isfinite(pts).all(axis=-1).any():
+        raise KeypointFileError(f"{where}: the take is empty: every point in 'points3d' is NaN (unknown)")
+    names = [str(n) for n in points.joint_names]
+    if len(names) != n_joints:
+        raise KeypointFileError(f"{where}: 'joint_names' has {len(names)} names for {n_joints} joints")
+    if len(set(names)) != n_joints or any(not n.strip() for n in names):
+        raise KeypointFileError(f"{where}: 'joint_names' must name each joint once, got {names}")
+    conf = np.asarray(points.confidence, dtype=np.float64)
+    if conf.shape != (n_frames, n_joints):
+        raise KeypointFileError(f"{where}: 'confidence' has shape {conf.shape}; expected (frames, joints) = "
+                                f"{(n_frames, n_joints)}")
+    given = conf[np.isfinite(conf)]
+    if given.size and (given.min() < 0 or given.max() > 1):
+        raise KeypointFileError(f"{where}: 'confidence' must lie in [0, 1], found {given.min():.3g}..{given.max():.3g}")
+    try:
+        fps, shown = float(points.fps), f"{float(points.fps):g}"
+    except (TypeError, ValueError):
+        fps, shown = math.nan, repr(points.fps)
+    if not (math.isfinite(fps) and fps > 0):
+        raise KeypointFileError(f"{where}: 'fps' must be a positive number of frames per second, got {shown}")

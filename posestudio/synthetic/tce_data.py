@@ -6,11 +6,14 @@ person rendered by :func:`~.body_render.render_training_batch` directly at the n
 size, with exact labels. The crops come in the three kinds the :class:`~posestudio.models.tce.detector.TCEDetector`
 feeds its network (drawn per sample):
 
-* ``tracked`` - a tracker's box: side ``tracked_scale`` x the person's 2D extent, centre jittered;
-* ``wide`` - a box a few times larger (a tracker that lost part of the body, a box being re-centred);
+* ``tracked`` - a tracker's box: side ``boxes.scale`` x the person's 2D extent, centre jittered;
+* ``wide`` - a box a few times larger (``boxes.wide_scale``; a tracker that lost part of the body, a
+  box being re-centred);
 * ``search`` - the whole-frame search: the person small (``search_scale`` x extent: 20-50 pixels tall
   in 128) anywhere in the crop, and, with ``letterbox_prob``, the black bars of a 16:9 or 9:16
   frame letterboxed into the square (labels on the bars are dropped).
+
+(``boxes``: :class:`~posestudio.models.tce.crops.CropBoxOptions`, default :data:`RENDERED_BOXES`.)
 
 Because the sources already crop, the trainer must not crop again (``AugmentConfig.crop = False``);
 its flips, colour jitter, occluder patches, per-frame blur, noise and dropped neighbours still apply.
@@ -36,15 +39,20 @@ import numpy as np
 from posestudio.core.arrays import FloatArray
 from posestudio.core.errors import InputError
 from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai
+from posestudio.models.tce.crops import CropBoxOptions
 
 from .body_motion import walking_body
 from .body_render import render_training_batch
 from .render_augment import RenderOptions
 
-__all__ = ["RenderedSource", "RenderedSourceOptions", "bandai_split", "mix_sources", "training_motions",
-           "walking_motions"]
+__all__ = ["RENDERED_BOXES", "RenderedSource", "RenderedSourceOptions", "bandai_split", "mix_sources",
+           "training_motions", "walking_motions"]
 
 SampleSource = Callable[[np.random.Generator, int], dict[str, Any]]
+
+#: The rendered crops' boxes: tracked 1.1-1.5 x the extent, 10 % wide (1.5-3 x), 15 % whole-frame search views.
+RENDERED_BOXES = CropBoxOptions(scale=(1.1, 1.5), jitter=0.08, wide_share=0.1, wide_scale=(1.5, 3.0),
+                                search_share=0.15)
 
 #: Aspect ratios (width / height) of the frames a whole-frame search letterboxes, and their weights.
 LETTERBOX_ASPECTS = ((16 / 9, 0.6), (9 / 16, 0.3), (4 / 3, 0.1))
@@ -99,11 +107,11 @@ class RenderedSourceOptions:
 
     Attributes:
         input_size: crop side, pixels (the network's input).
-        tracked_scale: box side / the person's 2D extent for tracker-like crops.
-        tracked_jitter: their centre jitter, fraction of the box side (+-).
-        wide_share, wide_scale: share of wider boxes and their scale.
-        search_share, search_scale: share of whole-frame-search crops and their scale (the person is
-            ``input_size / scale`` pixels tall or wide).
+        boxes: :class:`~posestudio.models.tce.crops.CropBoxOptions` (default :data:`RENDERED_BOXES`):
+            ``scale`` and ``jitter`` (below 0.5) of the tracker-like boxes (the wide ones jitter
+            alike), the shares of wide boxes and of whole-frame-search crops (together at most 1;
+            the rest are tracked).
+        search_scale: the search crops' scale (the person is ``input_size / scale`` pixels tall or wide).
         search_jitter: their centre jitter, fraction of the crop side (+-, below 0.5).
         letterbox_prob: a search crop gets the black bars of a letterboxed non-square frame.
         occluded_weight: label weight of joints hidden (by an occluder, another person or the body itself).
@@ -111,11 +119,7 @@ class RenderedSourceOptions:
     """
 
     input_size: int = 128
-    tracked_scale: tuple[float, float] = (1.1, 1.5)
-    tracked_jitter: float = 0.08
-    wide_share: float = 0.1
-    wide_scale: tuple[float, float] = (1.5, 3.0)
-    search_share: float = 0.15
+    boxes: CropBoxOptions = RENDERED_BOXES
     search_scale: tuple[float, float] = (2.5, 8.0)
     search_jitter: float = 0.25
     letterbox_prob: float = 0.7
@@ -126,19 +130,18 @@ class RenderedSourceOptions:
         """Raise :class:`InputError` naming the first setting out of range; returns self."""
         if self.input_size < 16:
             raise InputError(f"rendered source input_size = {self.input_size}: expected >= 16 pixels")
-        for name in ("wide_share", "search_share", "letterbox_prob", "occluded_weight"):
+        b = self.boxes.check("rendered source")
+        if b.wide_share + b.search_share > 1.0:
+            raise InputError("rendered source boxes.wide_share + boxes.search_share = "
+                             f"{b.wide_share + b.search_share}: expected <= 1")
+        for name in ("letterbox_prob", "occluded_weight"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"rendered source {name} = {v}: expected a value in [0, 1]")
-        if self.wide_share + self.search_share > 1.0:
-            raise InputError(f"rendered source wide_share + search_share = {self.wide_share + self.search_share}: "
-                             "expected <= 1")
-        for name in ("tracked_scale", "wide_scale", "search_scale"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise InputError(f"rendered source {name} = {(lo, hi)}: expected 0 < low <= high")
-        for name in ("tracked_jitter", "search_jitter"):
-            v = getattr(self, name)
+        lo, hi = self.search_scale
+        if not 0 < lo <= hi:
+            raise InputError(f"rendered source search_scale = {(lo, hi)}: expected 0 < low <= high")
+        for name, v in (("boxes.jitter", b.jitter), ("search_jitter", self.search_jitter)):
             if not 0.0 <= v < 0.5:
                 raise InputError(f"rendered source {name} = {v}: expected a value in [0, 0.5)")
         self.render.check()
@@ -189,15 +192,16 @@ class RenderedSource:
         self.motions = [np.asarray(m, np.float64) for m in motions]
         if not self.motions:
             raise InputError("rendered source: no motions to render")
-        o = self.options
-        self._render = [replace(o.render, crop_scale=o.tracked_scale, crop_jitter=o.tracked_jitter),
-                        replace(o.render, crop_scale=o.wide_scale, crop_jitter=o.tracked_jitter),
+        o, b = self.options, self.options.boxes
+        self._render = [replace(o.render, crop_scale=b.scale, crop_jitter=b.jitter),
+                        replace(o.render, crop_scale=b.wide_scale, crop_jitter=b.jitter),
                         replace(o.render, crop_scale=o.search_scale, crop_jitter=o.search_jitter)]
 
     def __call__(self, rng: np.random.Generator, batch: int) -> dict[str, Any]:
         o = self.options
         s = o.input_size
-        shares = np.array([1.0 - o.wide_share - o.search_share, o.wide_share, o.search_share])
+        b = o.boxes
+        shares = np.array([1.0 - b.wide_share - b.search_share, b.wide_share, b.search_share])
         kind = rng.choice(3, size=batch, p=shares / shares.sum())
         frames = np.empty((batch, 3, 3, s, s), np.float32)
         kp = np.empty((batch, 3, 17, 3))

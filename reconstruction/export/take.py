@@ -3,7 +3,8 @@
 A take is a :class:`~posestudio.core.keypoints_file.Points3D`: ``points3d (F, J, 3)`` metres in the
 rig's world frame (right-handed, Z up), NaN where a joint is unknown; ``confidence (F, J)`` in
 [0, 1]; ``joint_names (J,)``; ``fps``. :func:`read_take` reads it from a ``posestudio reconstruct``
-output folder and refuses one that cannot be exported; :func:`check_take` holds the rules.
+output folder (:mod:`..take_folder` finds the file, :func:`~posestudio.core.keypoints_file.read_points3d`
+refuses one that cannot be used); :func:`check_take` applies the same rules to a take in memory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import numpy as np
 from posestudio.core.arrays import FloatArray
 from posestudio.core.bvh import Y_UP_TO_Z_UP
 from posestudio.core.errors import InputError
-from posestudio.core.keypoints_file import Points3D, read_points3d
+from posestudio.core.keypoints_file import Points3D, check_points3d, read_points3d
+
+from ..take_folder import take_file
 
 #: Up axes a file can have: ``"z"`` (the studio's world frame) or ``"y"`` (BVH, OpenSim).
 UP_AXES = ("y", "z")
@@ -67,88 +70,44 @@ def check_fps(fps: float, what: str = "--fps") -> float:
 def check_take(points: Points3D, where: str | Path) -> Points3D:
     """A take that every exporter can write, or :class:`InputError` naming ``where`` and the problem.
 
-    Refused: ``points3d`` not ``(F, J, 3)``, no frames, no joints, every point NaN, infinite
-    coordinates, a ``confidence`` not ``(F, J)`` or outside [0, 1], ``joint_names`` that do not name
-    each joint once, or an ``fps`` that is not a positive number.
+    The rules are :func:`~posestudio.core.keypoints_file.check_points3d`'s (the ones every reader of
+    ``points3d.npz`` applies): ``points3d`` not ``(F, J, 3)``, no frames, no joints, every point NaN,
+    infinite coordinates, a ``confidence`` not ``(F, J)`` or outside [0, 1], ``joint_names`` that do
+    not name each joint once, or an ``fps`` that is not a positive number are refused.
 
     Returns:
-        A new :class:`Points3D`: float64 points with a joint NaN in all three coordinates whenever it
-        is NaN in any; confidence float64 with NaN read as 0 and 0 wherever the point is unknown.
+        A new :class:`Points3D` (:func:`normalised`).
     """
+    check_points3d(points, where)
+    return normalised(points)
+
+
+def normalised(points: Points3D) -> Points3D:
+    """A checked take as the writers want it: float64 points with a joint NaN in all three
+    coordinates whenever it is NaN in any; confidence float64 with NaN read as 0 and 0 wherever the
+    point is unknown; ``fps`` a float."""
     pts = np.asarray(points.points3d, dtype=np.float64)
-    if pts.ndim != 3 or pts.shape[-1] != 3:
-        raise InputError(f"{where}: 'points3d' has shape {pts.shape}; expected (frames, joints, 3)")
-    n_frames, n_joints = pts.shape[:2]
-    if n_frames == 0:
-        raise InputError(f"{where}: the take is empty: 'points3d' has no frames")
-    if n_joints == 0:
-        raise InputError(f"{where}: the take is empty: 'points3d' has no joints")
-    if np.isinf(pts).any():
-        raise InputError(f"{where}: 'points3d' holds infinite coordinates; expected metres, NaN where unknown")
-    known = np.isfinite(pts).all(axis=-1)
-    if not known.any():
-        raise InputError(f"{where}: the take is empty: every point in 'points3d' is NaN (unknown)")
-    names = [str(n) for n in points.joint_names]
-    if len(names) != n_joints:
-        raise InputError(f"{where}: 'joint_names' has {len(names)} names for {n_joints} joints")
-    if len(set(names)) != n_joints or any(not n.strip() for n in names):
-        raise InputError(f"{where}: 'joint_names' must name each joint once, got {names}")
     conf = np.asarray(points.confidence, dtype=np.float64)
-    if conf.shape != (n_frames, n_joints):
-        raise InputError(f"{where}: 'confidence' has shape {conf.shape}; expected (frames, joints) = "
-                         f"{(n_frames, n_joints)}")
-    given = conf[np.isfinite(conf)]
-    if given.size and (given.min() < 0 or given.max() > 1):
-        raise InputError(f"{where}: 'confidence' must lie in [0, 1], found {given.min():.3g}..{given.max():.3g}")
-    fps = check_fps(points.fps, f"{where}: 'fps'")
+    known = np.isfinite(pts).all(axis=-1)
     conf = np.where(known & np.isfinite(conf), conf, 0.0)
     pts = np.where(known[..., None], pts, np.nan)
-    return Points3D(pts, conf, names, fps)
-
-
-def take_file(folder: str | Path, person: int | None = None) -> Path:
-    """The ``points3d.npz`` of a ``posestudio reconstruct`` output folder.
-
-    Args:
-        folder: the output folder.
-        person: ``None`` for the subject (``folder/points3d.npz``), or ``k`` for
-            ``folder/people/person_k/points3d.npz`` (written by ``--all-people``).
-    Raises:
-        InputError: the folder, the person or the file does not exist.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder; expected a 'posestudio reconstruct' output folder")
-    if person is None:
-        path = folder / "points3d.npz"
-    else:
-        people = folder / "people"
-        path = people / f"person_{person}" / "points3d.npz"
-        if not path.parent.is_dir():
-            found = sorted(p.name for p in people.glob("person_*") if p.is_dir()) if people.is_dir() else []
-            raise InputError(f"{path.parent}: no such person; this take has "
-                             + (", ".join(found) if found else "no people/ folder (reconstruct --all-people)"))
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; expected the points3d.npz that 'posestudio reconstruct' writes")
-    return path
+    return Points3D(pts, conf, [str(n) for n in points.joint_names], float(points.fps))
 
 
 def read_take(folder: str | Path, person: int | None = None) -> tuple[Points3D, Path]:
-    """Read and check the take of a ``posestudio reconstruct`` output folder (see :func:`take_file`).
+    """Read and check the take of a ``posestudio reconstruct`` output folder.
 
+    Args:
+        folder: the output folder; person: ``None`` (the subject) or ``K`` (``people/person_K``),
+            resolved by :func:`posestudio.reconstruction.take_folder.take_file`.
     Returns:
-        The take (checked by :func:`check_take`) and the file it came from.
+        The take (checked by :func:`~posestudio.core.keypoints_file.read_points3d`,
+        :func:`normalised`) and the file it came from.
     Raises:
         InputError: naming the file: missing, not a points3d.npz, malformed or empty.
     """
     path = take_file(folder, person)
-    try:
-        points = read_points3d(path)
-    except InputError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise InputError(f"{path}: malformed points3d file ({exc})") from None
-    return check_take(points, path), path
+    return normalised(read_points3d(path)), path
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from posestudio.models.checkpoints import CheckpointError, save_checkpoint
 from posestudio.models.detectors.base import FrameWindow
 from posestudio.models.keypoints import H36M17
 from posestudio.models.tce.crops import (
+    CropBoxOptions,
     box_from_keypoints,
     frame_box,
     keypoints_from_crop,
@@ -30,6 +31,7 @@ from posestudio.models.tce.network import TCENet
 from posestudio.models.tce.sampler import DeformableConv2d
 from posestudio.models.tce.train import (
     FLIP_H36M17,
+    TRAINER_BOXES,
     AugmentConfig,
     TCETrainConfig,
     augment_batch,
@@ -280,9 +282,32 @@ def test_checkpoint_round_trip_and_wrong_format(tmp_path: Path) -> None:
 def test_config_check_names_the_field() -> None:
     for kw, field in (({"batch": 0}, "batch"), ({"input_size": 100}, "input_size"), ({"lr": 0.0}, "lr"),
                       ({"augment": AugmentConfig(flip_prob=2.0)}, "flip_prob"),
-                      ({"augment": AugmentConfig(box_scale=(1.4, 1.1))}, "box_scale")):
+                      ({"augment": AugmentConfig(boxes=CropBoxOptions(scale=(1.4, 1.1)))}, "boxes.scale = "),
+                      ({"augment": AugmentConfig(boxes=CropBoxOptions(jitter=1.5))}, "boxes.jitter = "),
+                      ({"augment": AugmentConfig(boxes=CropBoxOptions())}, "boxes.search_share = ")):
         with pytest.raises(ValueError, match=field):
             _small_config(**kw).check()
+
+
+def test_train_config_reads_the_flat_box_fields_of_older_checkpoints() -> None:
+    """Checkpoints written before CropBoxOptions (the shipped one) keep box_scale ... in ``augment`` itself."""
+    old = _small_config().to_dict()
+    assert old["augment"]["boxes"] == {"scale": (1.1, 1.4), "jitter": 0.08, "wide_share": 0.1, "wide_scale": (1.4, 3.0),
+                                       "search_share": 0.0}
+    flat = {k: v for k, v in old["augment"].items() if k != "boxes"}
+    flat.update(box_scale=[1.2, 1.3], box_jitter=0.05, wide_prob=0.2, wide_scale=[1.5, 2.5])
+    cfg = TCETrainConfig.from_dict({**old, "augment": flat})
+    assert cfg.augment.boxes == CropBoxOptions(scale=(1.2, 1.3), jitter=0.05, wide_share=0.2, wide_scale=(1.5, 2.5),
+                                               search_share=0.0)
+    assert cfg.augment.flip_prob == 0.0 and TCETrainConfig.from_dict(cfg.to_dict()) == cfg
+    default = dict(flat)
+    for key in ("box_scale", "box_jitter", "wide_prob", "wide_scale"):
+        del default[key]
+    assert TCETrainConfig.from_dict({**old, "augment": default}).augment.boxes == TRAINER_BOXES
+    with pytest.raises(ValueError, match=r"unknown augment fields \['box_size'\]"):
+        TCETrainConfig.from_dict({**old, "augment": {**flat, "box_size": 1.0}})
+    with pytest.raises(ValueError, match=r"unknown fields \['size'\]"):
+        TCETrainConfig.from_dict({**old, "augment": {"boxes": {"size": 1.0}}})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ in for a reconstruction), procedural walks instead of the motion capture.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,18 @@ from posestudio.core.keypoints_file import (
 )
 from posestudio.core.rig import CameraRig
 from posestudio.models.keypoints import H36M17
-from posestudio.models.tce.crops import frame_box, keypoints_from_crop
+from posestudio.models.tce.crops import CropBoxOptions, frame_box, keypoints_from_crop
 from posestudio.models.tce.detector import DEFAULT_CHECKPOINT, TCEDetector
 from posestudio.models.tce.network import TCENet
-from posestudio.models.tce.train import evaluate, load_tce
+from posestudio.models.tce.train import TRAINER_BOXES, AugmentConfig, TCETrainConfig, evaluate, load_tce
 from posestudio.reconstruction.pseudo_labels import pseudo_labels
-from posestudio.reconstruction.tce_sessions import SessionOptions, SessionSource, concat_sessions
+from posestudio.reconstruction.tce_sessions import SESSION_BOXES, SessionOptions, SessionSource, concat_sessions
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_motion import walking_body
 from posestudio.synthetic.performance import write_performance
 from posestudio.synthetic.render_augment import RenderOptions
 from posestudio.synthetic.tce_data import (
+    RENDERED_BOXES,
     RenderedSource,
     RenderedSourceOptions,
     bandai_split,
@@ -89,8 +91,26 @@ def test_bandai_split_holds_out_every_fifth_clip() -> None:
     assert [n for n, _ in test] == ["c4", "c9"] and len(train) == 10
 
 
+def test_each_crop_source_keeps_its_own_box_defaults() -> None:
+    """One CropBoxOptions for the trainer's, the rendered and the session crops, each with its values."""
+    assert AugmentConfig().boxes == TRAINER_BOXES == CropBoxOptions(scale=(1.1, 1.4), jitter=0.08, wide_share=0.1,
+                                                                   wide_scale=(1.4, 3.0), search_share=0.0)
+    assert RenderedSourceOptions().boxes == RENDERED_BOXES == CropBoxOptions(
+        scale=(1.1, 1.5), jitter=0.08, wide_share=0.1, wide_scale=(1.5, 3.0), search_share=0.15)
+    assert SessionOptions().boxes == SESSION_BOXES == CropBoxOptions(
+        scale=(1.1, 1.5), jitter=0.08, wide_share=0.1, wide_scale=(1.5, 2.0), search_share=0.15)
+    for options, what in ((RenderedSourceOptions(boxes=CropBoxOptions(jitter=0.6)), "rendered source boxes.jitter"),
+                          (RenderedSourceOptions(boxes=CropBoxOptions(wide_share=0.5, search_share=0.6)),
+                           "boxes.wide_share \\+ boxes.search_share"),
+                          (SessionOptions(boxes=CropBoxOptions(wide_scale=(3.0, 2.0))), "session boxes.wide_scale"),
+                          (SessionOptions(context_scale=1.2), "boxes.scale's high end")):
+        with pytest.raises(ValueError, match=what):
+            options.check()
+
+
 def test_rendered_source_yields_documented_shapes_with_labels_in_the_crops() -> None:
-    src = RenderedSource(walking_motions(2, 20), RenderedSourceOptions(input_size=64, search_share=0.5))
+    boxes = replace(RENDERED_BOXES, search_share=0.5)
+    src = RenderedSource(walking_motions(2, 20), RenderedSourceOptions(input_size=64, boxes=boxes))
     batch = src(np.random.default_rng(0), 8)
     frames, kp = batch["frames"], batch["keypoints"]
     assert frames.shape == (8, 3, 3, 64, 64) and frames.dtype == np.float32
@@ -219,7 +239,8 @@ def test_shipped_checkpoint_loads_and_beats_an_untrained_net() -> None:
     model, ck = load_tce(DEFAULT_CHECKPOINT, "cpu")
     assert DEFAULT_CHECKPOINT.stat().st_size < 8 * 2 ** 20 and "resume" not in ck
     assert ck["input_size"] == 128 and model.temporal
-    src = RenderedSource(walking_motions(3, 40, seed=9), RenderedSourceOptions(wide_share=0.0, search_share=0.0))
+    boxes = replace(RENDERED_BOXES, wide_share=0.0, search_share=0.0)
+    src = RenderedSource(walking_motions(3, 40, seed=9), RenderedSourceOptions(boxes=boxes))
     batch = src(np.random.default_rng(5), 12)
     seqs = [{"frames": torch.from_numpy(batch["frames"][i]), "keypoints": batch["keypoints"][i]} for i in range(12)]
     torch.manual_seed(0)
@@ -227,3 +248,14 @@ def test_shipped_checkpoint_loads_and_beats_an_untrained_net() -> None:
     trained = evaluate(model, seqs, reference="crop")
     base = evaluate(untrained, seqs, reference="crop")
     assert trained["pck"] > 0.6 and trained["pck"] > base["pck"] + 0.3, (trained, base)
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason=f"no shipped checkpoint at {DEFAULT_CHECKPOINT}")
+def test_shipped_checkpoints_train_config_reads_back() -> None:
+    """Written before CropBoxOptions: its flat augment fields (box_scale ...) are read into augment.boxes."""
+    _, ck = load_tce(DEFAULT_CHECKPOINT, "cpu")
+    assert "box_scale" in ck["train_config"]["augment"]
+    config = TCETrainConfig.from_dict(ck["train_config"])
+    assert config.augment.boxes == TRAINER_BOXES and not config.augment.crop and config.steps == 400
+    config.check()
+    assert TCETrainConfig.from_dict(config.to_dict()) == config

@@ -24,6 +24,7 @@ from posestudio.reconstruction.export import atomic as atomic_module
 from posestudio.reconstruction.export.c3d_file import RESIDUAL_RANGE_MM, point_scale
 from posestudio.reconstruction.export.take import Z_UP_TO_Y_UP
 from posestudio.reconstruction.export.trc import TRC_KEYS
+from posestudio.reconstruction.take_folder import people, take_file
 from posestudio.synthetic.body_motion import walking_body
 
 FPS = 30.0
@@ -317,6 +318,27 @@ def test_person_option_reads_that_persons_take(take_dir: Path, tmp_path: Path, c
     assert not (tmp_path / "p4.json").exists()
 
 
+def test_take_folder_resolves_the_subject_and_each_person(take_dir: Path, tmp_path: Path) -> None:
+    """The one resolution of --person that 'posestudio export' and 'posestudio view' share."""
+    for k in (10, 2):
+        write_points3d(take_dir / "people" / f"person_{k}" / "points3d.npz", _take())
+    (take_dir / "people" / "person_5").mkdir()                       # no points3d.npz: not a person
+    (take_dir / "people" / "person_x").mkdir()
+    assert people(take_dir) == [2, 10] and people(tmp_path / "nowhere") == []
+    assert take_file(take_dir) == take_dir / "points3d.npz"
+    assert take_file(take_dir, 10) == take_dir / "people" / "person_10" / "points3d.npz"
+    with pytest.raises(InputError, match=r"person_5/points3d.npz: file not found"):
+        take_file(take_dir, 5)
+    with pytest.raises(InputError, match=r"person_3: no such person; people in .*people: person_2, person_10$"):
+        take_file(take_dir, 3)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputError, match=r"person_1: no such person; this take has no people/ folder"):
+        take_file(tmp_path / "plain", 1)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(InputError, match=r"a_file: not a folder; expected a 'posestudio reconstruct' output folder"):
+        take_file(tmp_path / "a_file")
+
+
 def _refused(capsys, *args: str | Path) -> str:
     assert _export(*args) == 2
     err = capsys.readouterr().err
@@ -326,7 +348,7 @@ def _refused(capsys, *args: str | Path) -> str:
 
 def test_missing_folder_and_file_are_named(tmp_path: Path, capsys) -> None:
     out = tmp_path / "x.csv"
-    assert "nowhere: not a folder" in _refused(capsys, tmp_path / "nowhere", "--csv", out)
+    assert "nowhere: no such folder" in _refused(capsys, tmp_path / "nowhere", "--csv", out)
     (tmp_path / "empty_dir").mkdir()
     err = _refused(capsys, tmp_path / "empty_dir", "--csv", out)
     assert f"{tmp_path / 'empty_dir' / 'points3d.npz'}: file not found" in err

@@ -104,7 +104,7 @@ def test_people_one_or_all_in_their_own_hues(tmp_path, capsys):
     both = read_rgb(tmp_path / "all.png")
     assert has_hue(both, 0) > 50 and has_hue(both, 1) > 50                  # subject azure, person_3 magenta
     err = fails(capsys, str(take), "--person", "7", "--offscreen", str(tmp_path / "x.png"))
-    assert "person_7" in err and "people in" in err and ": 3)" in err
+    assert "person_7: no such person" in err and "people in" in err and err.endswith(": person_3")
 
 
 @renders
@@ -141,9 +141,10 @@ def test_missing_and_malformed_takes_are_one_line_errors(tmp_path, capsys):
     assert "missing field 'joint_names'" in fails(capsys, take_with(joint_names=None), "--offscreen", out)
     assert "'joint_names'" in fails(capsys, take_with(joint_names=np.array([f"j{i}" for i in range(17)])),
                                     "--offscreen", out)
-    assert "'points3d' is empty" in fails(capsys, take_with(points3d=np.zeros((0, 17, 3)),
-                                                            confidence=np.zeros((0, 17))), "--offscreen", out)
-    assert "every joint is NaN" in fails(capsys, take_with(points3d=np.full((4, 17, 3), np.nan)), "--offscreen", out)
+    empty = take_with(points3d=np.zeros((0, 17, 3)), confidence=np.zeros((0, 17)))
+    assert "the take is empty: 'points3d' has no frames" in fails(capsys, empty, "--offscreen", out)
+    all_nan = take_with(points3d=np.full((4, 17, 3), np.nan))
+    assert "the take is empty: every point in 'points3d' is NaN" in fails(capsys, all_nan, "--offscreen", out)
     assert "'fps'" in fails(capsys, take_with(fps=np.float64(0)), "--offscreen", out)
     assert not (tmp_path / "x.png").exists()
 
@@ -284,7 +285,7 @@ def test_the_window_plays_the_take_under_a_virtual_display(tmp_path):
     script = textwrap.dedent(f"""
         import time, numpy as np
         from pathlib import Path
-        from posestudio.commands.view import load_rig, load_take
+        from posestudio.viewer.take import load_rig, load_take
         from posestudio.viewer import player
         windows, frames, t0 = [], set(), time.monotonic()
         init, tick = player.SkeletonWindow.__init__, player.Playback.tick
