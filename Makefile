@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.reconstruction_scale --blas-threads 1
 	$(BIN)/python -m benchmarks.detection
 	$(BIN)/python -m benchmarks.detection --tce
+	$(BIN)/python -m benchmarks.lifting
 	# Blender checks our BVH with its own importer (and converts to FBX); Debian's package, headless
 	command -v blender >/dev/null || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); $$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends blender; }

@@ -95,6 +95,35 @@ def camera_rotations(yaw: Tensor, pitch: Tensor) -> Tensor:
     return torch.stack([right, down, fwd], -2)
 
 
+def sample_cameras(targets: Tensor, n_views: int, generator: torch.Generator, cfg: ViewConfig | None = None,
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """Random perspective cameras looking at points (the distribution of :class:`ViewConfig`).
+
+    Args:
+        targets: ``(B, 3)`` points to look at (e.g. the pelvis), metres, world Z up.
+        n_views: ``V`` cameras per target.
+        generator: CPU generator (all randomness).
+        cfg: camera distribution.
+    Returns:
+        ``(rotation (B, V, 3, 3) world-to-camera, centre (B, V, 3) metres, focal (B, V) pixels)``;
+        each camera looks at its target moved by ``aim_jitter_m`` noise.
+    """
+    c = cfg or ViewConfig()
+    b = targets.shape[0]
+    dev, dt = targets.device, targets.dtype
+
+    def u(lo: float, hi: float, *shape: int) -> Tensor:
+        return (lo + (hi - lo) * torch.rand(*shape, generator=generator)).to(dev, dt)
+
+    yaw = u(0.0, 2 * math.pi, b, n_views)
+    pitch = u(math.radians(c.pitch_min_deg), math.radians(c.pitch_max_deg), b, n_views)
+    dist = u(c.dist_min_m, c.dist_max_m, b, n_views)
+    focal = c.focal_px * u(1 - c.focal_jitter, 1 + c.focal_jitter, b, n_views)
+    rot = camera_rotations(yaw, pitch)                                    # (B, V, 3, 3)
+    aim = targets[:, None] + c.aim_jitter_m * torch.randn(b, n_views, 3, generator=generator).to(dev, dt)
+    return rot, aim - dist[..., None] * rot[..., 2, :], focal
+
+
 def render_views(poses: Tensor, n_views: int, generator: torch.Generator, cfg: ViewConfig | None = None,
                  ) -> dict[str, Tensor]:
     """Project poses into random virtual perspective cameras and drop random joints.
@@ -119,13 +148,7 @@ def render_views(poses: Tensor, n_views: int, generator: torch.Generator, cfg: V
     def g(*shape: int) -> Tensor:
         return torch.randn(*shape, generator=generator).to(dev, dt)
 
-    yaw = u(0.0, 2 * math.pi, b, n_views)
-    pitch = u(math.radians(c.pitch_min_deg), math.radians(c.pitch_max_deg), b, n_views)
-    dist = u(c.dist_min_m, c.dist_max_m, b, n_views)
-    focal = c.focal_px * u(1 - c.focal_jitter, 1 + c.focal_jitter, b, n_views)
-    rot = camera_rotations(yaw, pitch)                                    # (B, V, 3, 3)
-    target = poses[:, None, 0] + c.aim_jitter_m * g(b, n_views, 3)      # (B, V, 3)
-    cam_pos = target - dist[..., None] * rot[..., 2, :]
+    rot, cam_pos, focal = sample_cameras(poses[:, 0], n_views, generator, c)
     p_cam = torch.einsum("bvij,bvkj->bvki", rot, poses[:, None] - cam_pos[:, :, None])
     pix = focal[..., None, None] * p_cam[..., :2] / p_cam[..., 2:3].clamp_min(0.1)
     noise = u(c.pixel_noise_px, max(c.pixel_noise_px, c.pixel_noise_max_px), b, n_views)

@@ -1,4 +1,4 @@
-"""``posestudio train``: train the studio's learned models (``factorization``, ``tce``)."""
+"""``posestudio train``: train the studio's learned models (``factorization``, ``tce``, ``lifting``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,22 @@ and scored (P-MPJPE of the canonical shape, mm). With --session it learns from a
 recordings instead: each frame's 2D keypoints from the rig's cameras, with the rig's camera
 rotations (still no 3D); --init fine-tunes an existing checkpoint. Uses CUDA when available."""
 
+LIFTING_EXAMPLE = """example:
+  posestudio train lifting --out models/lifting/checkpoint.pt --threads 1
+  posestudio train lifting --out lift.pt --resume lift.pt                 # continue an interrupted run
+  posestudio train lifting --out sup.pt --supervised                      # upper bound: 3D labels
+  posestudio train lifting --out ours.pt --init models/lifting/checkpoint.pt --pretrain-epochs 0 \\
+      --epochs 40 --session day1/rig.toml day1/keypoints2d.npz
+
+Trains the lifting network (a window of one camera's 2D -> 3D in that camera, metres, with a
+root-position branch) without 3D labels: pre-training on reprojection and bone symmetry, then the
+transform re-projection loss (each view's lift moved into the instant's other views with the rig's
+poses and compared with their 2D) and the single-view rotation cycle. Data: the Bandai motion
+capture seen by random virtual cameras with detector-like 2D (every 5th clip held out and scored),
+and with --session a studio's own recordings (rig + 2D; still no 3D). A checkpoint with the
+optimiser state is written every 10 epochs and on --max-seconds; --resume continues it. Uses CUDA
+when available (--device)."""
+
 TCE_EXAMPLE = """example:
   posestudio train tce --out tce.pt --steps 3000 --threads 1
   posestudio train tce --out tce.pt --steps 3000 --resume               # continue an interrupted run
@@ -43,10 +59,10 @@ available (--device)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` subcommand and its ``factorization`` and ``tce`` models."""
-    p = subparsers.add_parser("train", help="train a learned model (factorization prior, TCE 2D pose network)",
+    """Add the ``train`` subcommand and its ``factorization``, ``tce`` and ``lifting`` models."""
+    p = subparsers.add_parser("train", help="train a learned model (factorization prior, TCE 2D pose network, lifting network)",
                               description="Train one of the studio's learned models.",
-                              epilog=EXAMPLE + "\n\n" + TCE_EXAMPLE,
+                              epilog=EXAMPLE + "\n\n" + TCE_EXAMPLE + "\n\n" + LIFTING_EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     # The model's own options are parsed when the command runs: building them needs torch, which
@@ -59,6 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           add_help=False)
     t.add_argument("options", nargs=argparse.REMAINDER, help="training options (see --help)")
     t.set_defaults(func=run_tce, passes_options_on="tce")
+    lift = models.add_parser("lifting", help="self-supervised 2D-to-3D lifting network (one camera -> 3D)",
+                             add_help=False)
+    lift.add_argument("options", nargs=argparse.REMAINDER, help="training options (see --help)")
+    lift.set_defaults(func=run_lifting, passes_options_on="lifting")
 
 
 def run_factorization(args: argparse.Namespace) -> int:
@@ -69,6 +89,19 @@ def run_factorization(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog="posestudio train factorization",
                                      description="Train the consistent factorization network from 2D views only.",
                                      epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    build_parser(parser)
+    options = parser.parse_args(args.options)
+    return run(options, "posestudio " + shlex.join(sys.argv[1:]))
+
+
+def run_lifting(args: argparse.Namespace) -> int:
+    """Train and save the lifting network; returns the exit status."""
+    # Imported here for start-up time: the trainer imports torch, which no other command needs.
+    from posestudio.models.lifting.train import build_parser, run
+
+    parser = _OneLineParser(prog="posestudio train lifting",
+                            description="Train the lifting network (one camera's 2D -> 3D) without 3D labels.",
+                            epilog=LIFTING_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     build_parser(parser)
     options = parser.parse_args(args.options)
     return run(options, "posestudio " + shlex.join(sys.argv[1:]))
@@ -99,6 +132,7 @@ def frame_range(text: str) -> tuple[int, int]:
 def tce_parser() -> argparse.ArgumentParser:
     """The options of ``posestudio train tce`` (the network's and the data's)."""
     from posestudio.models.tce.train import build_parser
+    from posestudio.synthetic.tce_data import RENDERED_BOXES, RenderedSourceOptions
 
     p = _OneLineParser(prog="posestudio train tce", description="Train the TCE video 2D pose network.",
                        epilog=TCE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,9 +145,12 @@ def tce_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("rendered data")
     d.add_argument("--bandai", type=Path, default=None,
                    help="folder of Bandai BVH clips (default ../shared/data/bandai_mocap_1; walks when absent)")
-    d.add_argument("--wide-share", type=float, default=0.1, help="share of wider-than-tracked boxes")
-    d.add_argument("--search-share", type=float, default=0.15,
-                   help="share of whole-frame-search views (person 2.5-8x smaller than the crop)")
+    lo, hi = RenderedSourceOptions().search_scale
+    d.add_argument("--wide-share", type=float, default=RENDERED_BOXES.wide_share,
+                   help="share of wider-than-tracked boxes (the rendered crops' boxes.wide_share)")
+    d.add_argument("--search-share", type=float, default=RENDERED_BOXES.search_share,
+                   help=f"share of whole-frame-search views (person {lo:g}-{hi:g}x smaller than the crop; "
+                        "boxes.search_share)")
     s = p.add_argument_group("multi-view bootstrapping on a studio's footage")
     s.add_argument("--session", type=Path, action="append", default=[],
                    help="a 'posestudio reconstruct --videos' output folder (keypoints2d.npz, points3d.npz); "
@@ -162,10 +199,18 @@ def _session_sources(opts: argparse.Namespace, input_size: int):  # noqa: ANN202
 def run_tce(args: argparse.Namespace) -> int:
     """Train and save the TCE network; returns the exit status."""
     # Imported here for start-up time: the trainer imports torch, which no other command needs.
+    from dataclasses import replace
+
     import torch
 
     from posestudio.models.tce.train import config_from_args, save_tce_checkpoint, train_tce
-    from posestudio.synthetic.tce_data import RenderedSource, RenderedSourceOptions, mix_sources, training_motions
+    from posestudio.synthetic.tce_data import (
+        RENDERED_BOXES,
+        RenderedSource,
+        RenderedSourceOptions,
+        mix_sources,
+        training_motions,
+    )
 
     opts = tce_parser().parse_args(args.options)
     command = "posestudio " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else (
@@ -187,9 +232,8 @@ def run_tce(args: argparse.Namespace) -> int:
         print(f"--resume: {out} does not exist yet; starting a new run", flush=True)
     sessions = _session_sources(opts, config.input_size)
     motions, where = training_motions(opts.bandai)
-    rendered = RenderedSource(motions, RenderedSourceOptions(input_size=config.input_size,
-                                                             wide_share=opts.wide_share,
-                                                             search_share=opts.search_share))
+    boxes = replace(RENDERED_BOXES, wide_share=opts.wide_share, search_share=opts.search_share)
+    rendered = RenderedSource(motions, RenderedSourceOptions(input_size=config.input_size, boxes=boxes))
     source = rendered if sessions is None else mix_sources(rendered, sessions, opts.session_share)
     kind = "temporal" if config.temporal else "single-frame"
     print(f"training TCE ({kind}, {config.input_size} px crops) for {config.steps} steps, batch {config.batch}, "
