@@ -35,6 +35,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from benchmarks.tables import print_table
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.keypoints_file import Keypoints2D, Points3D
 from posestudio.core.rig import CameraRig
@@ -107,14 +108,6 @@ def pose2sim_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
 def detect_real(name: str, rig: CameraRig, videos: list[Path], checkpoint: Path | None = None

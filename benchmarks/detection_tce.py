@@ -51,7 +51,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmarks.detection import detect_real, print_table
+from benchmarks.detection import detect_real
+from benchmarks.tables import print_table
 from posestudio.calibration.rig_formats import import_rig
 from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d, write_points3d
 from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.tables import print_table
 from posestudio.core import pose_metrics
 from posestudio.core.keypoints_file import Keypoints2D, write_keypoints2d
 from posestudio.models.datasets.bandai import DEFAULT_BANDAI_DIR, load_bandai
@@ -55,14 +56,6 @@ ABLATIONS = {
 COLUMNS = [("MPJPE", "mpjpe_mm", "{:.1f}"), ("P-MPJPE", "p_mpjpe_mm", "{:.1f}"), ("N-MPJPE", "n_mpjpe_mm", "{:.1f}"),
            ("PCK3D", "pck3d", "{:.1f}"), ("AUC", "auc", "{:.1f}"), ("root mm", "root_mm", "{:.0f}"),
            ("abs mm", "abs_mpjpe_mm", "{:.0f}"), ("scale", "scale", "{:.3f}")]
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
 @torch.no_grad()
