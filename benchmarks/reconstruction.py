@@ -116,7 +116,7 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
         kp = Keypoints2D(take.keypoints, take.rig.names, list(H36M17.joints), take.fps)
         opts = ReconstructionOptions(live=mode.startswith("live"))
         if mode.endswith("no-prior"):
-            opts.prior = None
+            opts.prior, opts.lifting = None, None      # no learned fill at all (the default has both)
         if mode.endswith("no-swaps"):
             opts.swaps = SwapOptions(enabled=False)
         if mode.endswith("before"):

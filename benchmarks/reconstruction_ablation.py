@@ -20,6 +20,13 @@ b. Joints seen by fewer than two cameras: random runs of 10-30 frames in which a
 c. Joints no camera sees: runs of N = 3, 10, 30, 60 frames in which a joint is removed from every
    camera; interpolation only, the default (interpolation up to ``max_gap_s`` = 0.5 s, then the
    prior) and the prior only (``max_gap_s=0``), scored on the removed cells.
+d. The whole body seen by one camera: in each clip one run of 30-60 frames (at most a third of the
+   clip) in which every joint's 2D is left to one camera (chosen per run); the pipeline's fills
+   scored on those cells.
+
+With ``--lifting PATH`` (default: the shipped ``models/lifting/checkpoint.pt`` when it exists) parts
+a2, b and d add rows with the lifting network (``ReconstructionOptions.lifting``) filling joints
+instead of the prior (``prior=None``) and before it (the prior fills what it leaves).
 
 Errors on cells are world-frame distances (no alignment: a calibrated studio reconstructs in the
 world frame), pooled over every cell of every clip. "Overall MPJPE" is the benchmark's MPJPE
@@ -45,6 +52,8 @@ from posestudio.core.rotations import nearest_rotation
 from posestudio.core.skeleton import bone_lengths, scale_to_lengths
 from posestudio.models.factorization.prior import DEFAULT_CHECKPOINT, FactorizationPrior
 from posestudio.models.keypoints import H36M17
+from posestudio.models.lifting.lifter import DEFAULT_CHECKPOINT as DEFAULT_LIFTING
+from posestudio.reconstruction.options import LiftingFillOptions
 from posestudio.reconstruction.pipeline import (
     CARRIED_CONFIDENCE,
     GAP_FILL_CONFIDENCE,
@@ -52,6 +61,7 @@ from posestudio.reconstruction.pipeline import (
     ReconstructionOptions,
     reconstruct,
 )
+from posestudio.reconstruction.stages import LIFTED_CONFIDENCE
 from posestudio.synthetic.body_detections import DetectorErrors
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +72,25 @@ CHECKPOINTS = (
     ("single level, 20 bases", HERE / "checkpoints" / "factorization_single20.pt"),
 )
 PELVIS = H36M17.index("pelvis")
+#: The lifting checkpoint of the lifting rows (None: no lifting rows); set by ``--lifting``.
+LIFTING: Path | None = None
+
+
+def lifting_variants(base: dict, prefix: str = "") -> list[tuple[str, dict]]:
+    """Rows with the lifting network on ``base``'s other options: every case (one-camera bodies, joints one
+    camera sees, joints none sees) instead of the prior and before it, the same with the best camera's lift
+    alone, and the default cases (one-camera bodies only) before the prior."""
+    if LIFTING is None:
+        return []
+    rest = {k: v for k, v in base.items() if k != "prior"}
+    prior = base.get("prior", DEFAULT_CHECKPOINT)
+    every = LiftingFillOptions(seen_joints=True, unseen_joints=True)
+    return [(f"{prefix}lifting (all cases) instead of prior", dict(rest, prior=None, lifting=LIFTING, lifting_fill=every)),
+            (f"{prefix}lifting (all cases), then prior", dict(rest, lifting=LIFTING, prior=prior, lifting_fill=every)),
+            (f"{prefix}lifting (all cases, best camera), then prior",
+             dict(rest, lifting=LIFTING, prior=prior,
+                  lifting_fill=LiftingFillOptions(seen_joints=True, unseen_joints=True, cameras="best"))),
+            (f"{prefix}lifting (one-camera bodies), then prior = default", dict(rest, lifting=LIFTING, prior=prior))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +108,9 @@ class Run:
 
 
 def run_pipeline(takes: list[Take], keypoints: list[np.ndarray], **options) -> Run:
-    """``reconstruct`` each take (with its own, possibly edited, keypoints) and concatenate."""
+    """``reconstruct`` each take (with its own, possibly edited, keypoints) and concatenate; without the
+    lifting network unless ``options`` name it (the rows compare the prior with and without it)."""
+    options.setdefault("lifting", None)
     pts, conf, secs = [], [], 0.0
     for t, kp in zip(takes, keypoints):
         t0 = time.perf_counter()
@@ -112,7 +143,7 @@ def mechanisms(run: Run) -> dict[str, np.ndarray]:
     """Which mechanism produced each cell, read from the confidence the pipeline gives it."""
     c = run.confidence
     return {"interp": np.isclose(c, GAP_FILL_CONFIDENCE), "rays": np.isclose(c, CARRIED_CONFIDENCE),
-            "prior": np.isclose(c, PRIOR_CONFIDENCE)}
+            "prior": np.isclose(c, PRIOR_CONFIDENCE), "lift": np.isclose(c, LIFTED_CONFIDENCE)}
 
 
 def fmt(x: float, width: int, spec: str = ".1f", sign: str = "") -> str:
@@ -217,24 +248,30 @@ def ablation_dictionary(takes: list[Take]) -> None:
           "MPJPE and 5.2 mm lower P-MPJPE than single level.")
 
     # through the whole pipeline, each checkpoint as the prior
-    print("\n-- a2. Through the pipeline (default options, prior = each checkpoint): joints filled by the prior")
+    print("\n-- a2. Through the pipeline (default options but no lifting, prior = each checkpoint; then the lifting "
+          "rows): joints filled by the prior")
     kps = [t.keypoints for t in takes]
     runs = {label: run_pipeline(takes, kps, prior=path) for label, path in CHECKPOINTS}
     none = run_pipeline(takes, kps, prior=None)
     filled = {label: mechanisms(r)["prior"] for label, r in runs.items()}
     common = np.logical_and.reduce(list(filled.values()))
+    lifted = {label.strip(): run_pipeline(takes, kps, **opts) for label, opts in lifting_variants({})}
     rows = []
-    for label, r in [("no prior (prior=None)", none)] + list(runs.items()):
+    for label, r in [("no prior (prior=None)", none)] + list(runs.items()) + list(lifted.items()):
         err = cell_errors(r)
-        f = filled.get(label, np.zeros_like(common))
+        mech = mechanisms(r)
+        f = filled.get(label, mech["prior"] | mech["lift"] if label in lifted else np.zeros_like(common))
         rows.append([label, f"{int(f.sum()):>9}", fmt(mean_mm(err, f), 11), fmt(median_mm(err, f), 9),
                      fmt(mean_mm(err, common), 11), fmt(1000 * mpjpe(r.points, r.truth), 15),
                      fmt(100 * coverage(r.points), 9)])
-    table([("prior", 32), ("filled", 9), ("filled mm", 11), ("median", 9), ("common mm", 11), ("overall MPJPE", 15),
-           ("cover %", 9)], rows, 32)
+    table([("prior", 48), ("filled", 9), ("filled mm", 11), ("median", 9), ("common mm", 11), ("overall MPJPE", 15),
+           ("cover %", 9)], rows, 48)
     print(f"filled: cells the prior filled (confidence {PRIOR_CONFIDENCE}) of {common.size}; filled mm / median: "
           f"their world-frame error, mean / median; common mm: error on the {int(common.sum())} cells every "
           "checkpoint filled;\n"
+          f"lifting rows (checkpoint {LIFTING}): filled = cells the lifting network (confidence {LIFTED_CONFIDENCE}) "
+          "or the prior filled, the prior the shipped one; 'all cases': LiftingFillOptions(seen_joints=True, "
+          "unseen_joints=True);\n"
           "overall MPJPE: the benchmark's pelvis-aligned MPJPE over all cells, pooled, mm.")
 
 
@@ -303,13 +340,16 @@ def ablation_one_camera(takes: list[Take], seed: int, rate: float = 0.13) -> Non
     shipped = CHECKPOINTS[0][1]
     variants = [
         ("interp + rays, no prior (prior=None)", dict(prior=None)),
-        ("default: interp + rays + prior", dict(prior=shipped)),
+        ("interp + rays + prior (no lifting)", dict(prior=shipped)),
         ("  same, prior = single level 10", dict(prior=CHECKPOINTS[1][1])),
         ("  same, prior = single level 20", dict(prior=CHECKPOINTS[2][1])),
         ("rays only (max_gap_s=0, prior=None)", dict(max_gap_s=0.0, prior=None)),
         ("rays + prior (max_gap_s=0)", dict(max_gap_s=0.0, prior=shipped)),
         ("prior only (max_gap_s=0, max_carry_s=0)", dict(max_gap_s=0.0, max_carry_s=0.0, prior=shipped)),
-    ]
+    ] + lifting_variants(dict(prior=shipped), "interp + rays + ") + (
+        [("lifting only, all cases (max_gap_s=0, max_carry_s=0)",
+          dict(max_gap_s=0.0, max_carry_s=0.0, prior=None, lifting=LIFTING,
+               lifting_fill=LiftingFillOptions(seen_joints=True, unseen_joints=True)))] if LIFTING else [])
     one, zero = cells & (views == 1), cells & (views == 0)
     runs, rows = {}, []
     for label, opts in variants:
@@ -320,21 +360,22 @@ def ablation_one_camera(takes: list[Take], seed: int, rate: float = 0.13) -> Non
         row = [label]
         for m in (cells, one, zero):
             row += [fmt(mean_mm(err, m), 9), fmt(100 * out[m].mean(), 8)]
-        for k in ("interp", "rays", "prior"):
+        for k in ("interp", "rays", "prior", "lift"):
             m = mech[k] & cells
             row += [f"{int(m.sum()):>6}", fmt(mean_mm(err, m), 6)]
         row += [fmt(1000 * mpjpe(r.points, r.truth), 7), fmt(100 * coverage(r.points), 7)]
         rows.append(row)
-    print(f"{'':<42}{' edited cells ':-^17}{' 1 camera ':-^17}{' no camera ':-^17}{' interp ':-^12}"
-          f"{' rays ':-^12}{' prior ':-^12}{' all cells ':-^14}")
-    table([("pipeline", 42), ("mm", 9), ("cover%", 8), ("mm", 9), ("cover%", 8), ("mm", 9), ("cover%", 8),
-           ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("MPJPE", 7), ("cover%", 7)], rows, 42)
+    print(f"{'':<58}{' edited cells ':-^17}{' 1 camera ':-^17}{' no camera ':-^17}{' interp ':-^12}"
+          f"{' rays ':-^12}{' prior ':-^12}{' lifting ':-^12}{' all cells ':-^14}")
+    table([("pipeline", 58), ("mm", 9), ("cover%", 8), ("mm", 9), ("cover%", 8), ("mm", 9), ("cover%", 8),
+           ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("MPJPE", 7),
+           ("cover%", 7)], rows, 58)
     print("edited cells: world-frame error (mm) and share output on the edited cells; 1 camera / no camera: "
           "the same on "
-          "the edited cells the kept camera\nstill sees / does not see; interp / rays / prior: how many edited cells "
-          "each mechanism filled (confidence 0.3 / 0.25 / 0.2) and their error;\nall cells: pelvis-aligned MPJPE "
+          "the edited cells the kept camera\nstill sees / does not see; interp / rays / prior / lifting: how many edited "
+          "cells each mechanism filled (confidence 0.3 / 0.25 / 0.2 / 0.22) and their error;\nall cells: pelvis-aligned MPJPE "
           "and coverage over every cell of every clip.")
-    pairs = [("interp + rays, no prior (prior=None)", "default: interp + rays + prior"),
+    pairs = [("interp + rays, no prior (prior=None)", "interp + rays + prior (no lifting)"),
              ("rays only (max_gap_s=0, prior=None)", "rays + prior (max_gap_s=0)"),
              ("rays only (max_gap_s=0, prior=None)", "prior only (max_gap_s=0, max_carry_s=0)")]
     print("\n   paired, on the edited cells both output:")
@@ -344,10 +385,20 @@ def ablation_one_camera(takes: list[Take], seed: int, rate: float = 0.13) -> Non
         differ = both & (np.abs(ea - eb) > 1e-9)
         print(f"   {a}  vs  {b}: {int(both.sum())} cells, {mean_mm(ea, both):.1f} vs {mean_mm(eb, both):.1f} mm; "
               f"on the {int(differ.sum())} that differ {mean_mm(ea, differ):.1f} vs {mean_mm(eb, differ):.1f} mm")
-    base, full = runs[pairs[0][0]], runs[pairs[0][1]]
+    if LIFTING:
+        pairs = [("interp + rays + prior (no lifting)", "interp + rays + lifting (all cases), then prior"),
+                 ("interp + rays + prior (no lifting)", "interp + rays + lifting (one-camera bodies), then prior = default")]
+        for a, b in pairs:
+            ea, eb = cell_errors(runs[a]), cell_errors(runs[b])
+            for name, m in (("1 camera", one), ("no camera", zero)):
+                differ = m & np.isfinite(ea) & np.isfinite(eb) & (np.abs(ea - eb) > 1e-9)
+                print(f"   {a}  vs  {b}, {name}: on the {int(differ.sum())} cells that differ "
+                      f"{mean_mm(ea, differ):.1f} vs {mean_mm(eb, differ):.1f} mm "
+                      f"(median {median_mm(ea, differ):.1f} vs {median_mm(eb, differ):.1f})")
+    base, full = runs["interp + rays, no prior (prior=None)"], runs["interp + rays + prior (no lifting)"]
     gained = cells & ~np.isfinite(base.points).all(-1) & np.isfinite(full.points).all(-1)
     err = cell_errors(full)
-    print(f"   edited cells the pipeline without prior leaves empty, filled with the prior (default): "
+    print(f"   edited cells the pipeline without prior leaves empty, filled with the prior (no lifting): "
           f"{int((gained & one).sum())} seen by 1 camera, {mean_mm(err, gained & one):.1f} mm "
           f"(median {median_mm(err, gained & one):.1f}); {int((gained & zero).sum())} by none, "
           f"{mean_mm(err, gained & zero):.1f} mm (median {median_mm(err, gained & zero):.1f})")
@@ -400,14 +451,84 @@ def ablation_unseen(takes: list[Take], seed: int, lengths: tuple[int, ...], repe
           "that leaves the hard cells empty is not charged for them: compare it at equal cover %).")
 
 
+# ---------------------------------------------------------------------------------------------
+# d. the whole body seen by one camera
+# ---------------------------------------------------------------------------------------------
+
+def one_camera_body(take: Take, rng: np.random.Generator, run: tuple[int, int], margin: int = 10
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints with one run of frames (``run`` frames long, at most a third of the clip, at least
+    ``margin`` frames from either end) whose 2D is left to one random camera, and the ``(F, J)``
+    mask of that run's cells."""
+    c, f, j, _ = take.keypoints.shape
+    n = min(int(rng.integers(run[0], run[1] + 1)), f // 3)
+    start = int(rng.integers(min(margin, f - n), max(min(margin, f - n), f - n - margin) + 1))
+    frames = np.zeros(f, bool)
+    frames[start:start + n] = True
+    kp = take.keypoints.copy()
+    kept = int(rng.integers(0, c))
+    drop = frames[None] & (np.arange(c)[:, None] != kept)
+    kp[drop] = np.nan
+    return kp, np.repeat(frames[:, None], j, axis=1)
+
+
+def ablation_one_camera_body(takes: list[Take], seed: int) -> None:
+    rng = np.random.default_rng(seed + 3000)
+    edited = [one_camera_body(t, rng, (30, 60)) for t in takes]
+    kps = [k for k, _ in edited]
+    cells = np.concatenate([m for _, m in edited])
+    print(f"\n== d. The whole body seen by one camera: one run of 30-60 frames per clip (at most a third "
+          f"of it) with every joint's 2D left to one camera (chosen per run)\n   {int(cells[:, 0].sum())} frames = {cells[:, 0].mean():.1%} of all")
+    shipped = CHECKPOINTS[0][1]
+    variants = [("interp + rays, no prior (prior=None)", dict(prior=None)),
+                ("interp + rays + prior (no lifting)", dict(prior=shipped))] + lifting_variants(dict(prior=shipped))
+    # without the rays (max_carry_s=0) the one-camera frames keep too few joints for an alignment:
+    # the prior places the body by model-based PnP, the lifting network by its own root position
+    variants += [("no rays (max_carry_s=0): prior", dict(max_carry_s=0.0, prior=shipped))] + lifting_variants(
+        dict(max_carry_s=0.0, prior=shipped), "no rays (max_carry_s=0): ")[3:]
+    rows, runs = [], {}
+    for label, opts in variants:
+        r = runs[label] = run_pipeline(takes, kps, **opts)
+        err, mech = cell_errors(r), mechanisms(r)
+        out = np.isfinite(r.points).all(-1)
+        row = [label, fmt(mean_mm(err, cells), 9), fmt(median_mm(err, cells), 8), fmt(100 * out[cells].mean(), 8)]
+        for k in ("interp", "rays", "prior", "lift"):
+            m = mech[k] & cells
+            row += [f"{int(m.sum()):>6}", fmt(mean_mm(err, m), 6)]
+        row += [fmt(1000 * mpjpe(r.points, r.truth), 7), fmt(100 * coverage(r.points), 7)]
+        rows.append(row)
+    print(f"{'':<56}{' edited cells ':-^25}{' interp ':-^12}{' rays ':-^12}{' prior ':-^12}{' lifting ':-^12}"
+          f"{' all cells ':-^14}")
+    table([("pipeline", 56), ("mm", 9), ("median", 8), ("cover%", 8), ("n", 6), ("mm", 6), ("n", 6), ("mm", 6),
+           ("n", 6), ("mm", 6), ("n", 6), ("mm", 6), ("MPJPE", 7), ("cover%", 7)], rows, 56)
+    print("edited cells: world-frame error (mm, mean and median) and share output on the cells of the one-camera "
+          "frames; interp / rays / prior / lifting:\nhow many of them each mechanism filled and their error; all "
+          "cells: pelvis-aligned MPJPE and coverage over every cell of every clip.")
+    if LIFTING:
+        print("\n   paired, on the edited cells both output:")
+        for a, b in (("interp + rays + prior (no lifting)", "lifting (one-camera bodies), then prior = default"),
+                     ("no rays (max_carry_s=0): prior", "no rays (max_carry_s=0): lifting (one-camera bodies), then prior = default")):
+            ea, eb = cell_errors(runs[a]), cell_errors(runs[b])
+            both = cells & np.isfinite(ea) & np.isfinite(eb)
+            differ = both & (np.abs(ea - eb) > 1e-9)
+            print(f"   {a}  vs  {b}: {int(both.sum())} cells, {mean_mm(ea, both):.1f} vs {mean_mm(eb, both):.1f} mm; "
+                  f"on the {int(differ.sum())} that differ {mean_mm(ea, differ):.1f} vs {mean_mm(eb, differ):.1f} mm "
+                  f"(median {median_mm(ea, differ):.1f} vs {median_mm(eb, differ):.1f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=150, help="frames per clip, at most (default 150)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gaps", type=int, nargs="+", default=[3, 10, 30, 60], help="run lengths N of part c")
     ap.add_argument("--repeats", type=int, default=3, help="random draws per N in part c")
-    ap.add_argument("--parts", default="abc", help="which parts to run (default abc)")
+    ap.add_argument("--parts", default="abcd", help="which parts to run (default abcd)")
+    ap.add_argument("--lifting", type=Path, default=DEFAULT_LIFTING if DEFAULT_LIFTING.is_file() else None,
+                    help="lifting checkpoint for the lifting rows of a2, b and d (default: the shipped one "
+                         "when it exists, else no lifting rows)")
     args = ap.parse_args(argv)
+    global LIFTING
+    LIFTING = args.lifting
     missing = [str(p) for _, p in CHECKPOINTS if not Path(p).is_file()]
     if missing:
         print("checkpoints not found: " + ", ".join(missing))
@@ -415,11 +536,12 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     errors = DetectorErrors()
     takes = make_takes(4, errors, args.frames, args.seed)
-    print(f"Factorization-prior ablations: 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}; "
+    print(f"Factorization-prior and lifting ablations (lifting checkpoint {LIFTING}): 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}; "
           f"seed {args.seed}")
     for part, fn in (("a", lambda: ablation_dictionary(takes)),
                      ("b", lambda: ablation_one_camera(takes, args.seed)),
-                     ("c", lambda: ablation_unseen(takes, args.seed, tuple(args.gaps), args.repeats))):
+                     ("c", lambda: ablation_unseen(takes, args.seed, tuple(args.gaps), args.repeats)),
+                     ("d", lambda: ablation_one_camera_body(takes, args.seed))):
         if part in args.parts:
             t0 = time.perf_counter()
             fn()

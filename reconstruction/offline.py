@@ -22,15 +22,17 @@ from posestudio.core.rig import CameraRig
 from posestudio.core.skeleton import bone_length_per_joint
 from posestudio.models.factorization.prior import FactorizationPrior
 from posestudio.models.keypoints import H36M17
+from posestudio.models.lifting.lifter import Lifter
 
 from .anchors import torso_anchors
 from .filters import butterworth_zero_phase
+from .lifting_fill import fill_with_lifting, fillable, lift_cameras
 from .options import ReconstructionOptions, ViewBiasOptions
 from .plausibility import implausible_joints, reference_bone_lengths
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
 from .report import ReconstructionResult, ReportTally
-from .stages import TORSO, Detections, FrontEnd, joint_confidence, tie_midpoints
+from .stages import TORSO, Detections, FrontEnd, joint_confidence, load_lifter, tie_midpoints
 from .trajectory_refine import refine_in_windows
 
 #: Frames per chunk of the stages that work frame by frame (triangulation, prior, report).
@@ -70,19 +72,21 @@ def _triangulate(rig: CameraRig, keypoints: FloatArray, fps: float, opts: Recons
 
 
 def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_lengths: FloatArray,
-                  prior: FactorizationPrior | None, fps: float, opts: ReconstructionOptions
-                  ) -> tuple[FloatArray, BoolArray, BoolArray]:
-    """Complete joints two cameras could not give: along single-camera rays, then by the prior.
+                  prior: FactorizationPrior | None, fps: float, opts: ReconstructionOptions,
+                  lifter: Lifter | None = None) -> tuple[FloatArray, BoolArray, BoolArray, BoolArray]:
+    """Complete joints two cameras could not give: along single-camera rays, then by the lifting
+    network (when given, in the cases ``opts.lifting_fill`` allows), then by the prior.
 
     Args:
         points: ``(F, 17, 3)`` metres, NaN where missing; det: the 2D.
-        bone_lengths: ``(B,)`` the performer's, metres; prior: the factorization prior or None.
+        bone_lengths: ``(B,)`` the performer's, metres; prior: the factorization prior or None;
+        lifter: the lifting network or None.
     Returns:
-        ``(points, carried (F, 17), by_prior (F, 17))``.
+        ``(points, carried (F, 17), by_lifting (F, 17), by_prior (F, 17))``.
     """
     none = np.zeros(points.shape[:2], bool)
     if np.isfinite(points).all():
-        return points, none, none
+        return points, none, none, none
     root = H36M17.index("pelvis")
     anchors, _ = torso_anchors(points, fps, [root], options=opts.anchors)
     track = np.where(np.isfinite(points[:, root]), points[:, root], anchors[:, root])
@@ -90,8 +94,25 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
     points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
                                            rig.centers, rig.ray_directions(det.xy), det.usable, track,
                                            max_frames=round(opts.max_carry_s * fps), gate_m=opts.carry_gate_m)
-    by_prior = none
+    by_lifting = none
     missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))                          # frames to fill
+    if lifter is not None and missing.size:
+        lf = opts.lifting_fill
+        conf = np.nan_to_num(det.keypoints[..., 2])
+        weight = np.where(det.usable & (conf >= lf.min_confidence), conf, 0.0)               # (C, F, 17)
+        wanted = fillable(np.isfinite(points).all(-1), weight > 0, lf).any(-1)                 # (F,)
+        by_lifting = none.copy()
+        if wanted.any():
+            # each camera lifted once, batched, in the frames wanted (and those their windows read)
+            lifts, lifted = lift_cameras(lifter, det.xy, weight, fps, lf.min_view_joints, wanted)
+            rows = np.flatnonzero(wanted)
+            anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
+            filled, mask = fill_with_lifting(points[rows], lifts[:, rows], lifted[:, rows], weight[:, rows] > 0,
+                                             conf[:, rows], rig, bone_lengths, lf, rig.ray_directions(det.xy[:, rows]),
+                                             xy=det.xy[:, rows], anchors=anchors[rows], anchor_sigma=sigma[rows])
+            points[rows], by_lifting[rows] = filled, mask
+            missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))
+    by_prior = none
     if prior is not None and missing.size:
         # what neither interpolation nor the rays could give (joints no camera sees, bodies seen by
         # one camera far from any reconstructed frame): the canonical shape, only in the frames
@@ -106,7 +127,7 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
                                            bone_lengths=bone_lengths, anchors=anchors[rows],
                                            anchor_sigma=sigma[rows], max_view_fit_px=f.max_view_fit_px)
             points[rows], by_prior[rows] = filled, mask
-    return points, carried, by_prior
+    return points, carried, by_lifting, by_prior
 
 
 def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, Any]:
@@ -167,7 +188,8 @@ def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts:
     Returns:
         :class:`~.report.ReconstructionResult`.
     """
-    result, used = _reconstruct_once(rig, keypoints, fps, opts, prior, input_layout)
+    lifter = load_lifter(opts.lifting) if opts.lifting else None
+    result, used = _reconstruct_once(rig, keypoints, fps, opts, prior, input_layout, lifter)
     if not opts.view_bias.enabled:
         return result
     bias = view_bias(rig, used, result.points.points3d, opts.triangulation.min_confidence, opts.view_bias)
@@ -175,11 +197,12 @@ def reconstruct_offline(rig: CameraRig, keypoints: FloatArray, fps: float, opts:
         return result
     unbiased = keypoints.copy()
     unbiased[..., :2] -= bias[:, None]
-    return _reconstruct_once(rig, unbiased, fps, opts, prior, input_layout)[0]
+    return _reconstruct_once(rig, unbiased, fps, opts, prior, input_layout, lifter)[0]
 
 
 def _reconstruct_once(rig: CameraRig, keypoints: FloatArray, fps: float, opts: ReconstructionOptions,
-                      prior: FactorizationPrior | None, input_layout: str) -> tuple[ReconstructionResult, FloatArray]:
+                      prior: FactorizationPrior | None, input_layout: str, lifter: Lifter | None = None,
+                      ) -> tuple[ReconstructionResult, FloatArray]:
     """One pass of :func:`reconstruct_offline`; also the keypoints it read (swaps undone, views
     following another person NaN)."""
     bones = H36M17.bone_indices
@@ -195,8 +218,8 @@ def _reconstruct_once(rig: CameraRig, keypoints: FloatArray, fps: float, opts: R
     # Nyquist band: the filter cannot cut above it.
     cutoff_hz = min(opts.cutoff_hz, 0.4 * fps)
     points, interpolated = butterworth_zero_phase(raw, fps, cutoff_hz, max_gap_frames=max_gap, return_mask=True)
-    completed, carried, by_prior = _fill_missing(points, det, rig, reference, prior, fps, opts)
-    added = carried | by_prior
+    completed, carried, by_lifting, by_prior = _fill_missing(points, det, rig, reference, prior, fps, opts, lifter)
+    added = carried | by_lifting | by_prior
     if added.any():  # smooth what was added together with what it joins
         smoothed = butterworth_zero_phase(completed, fps, cutoff_hz, max_gap_frames=max_gap)
         points = np.where(added[..., None], smoothed, points)
@@ -210,8 +233,9 @@ def _reconstruct_once(rig: CameraRig, keypoints: FloatArray, fps: float, opts: R
     tally = ReportTally(rig)
     for part in _chunks(points.shape[0]):
         confidence[part] = joint_confidence(inliers[:, part], kp[:, part, :, 2], points[part],
-                                            interpolated[part], carried[part], by_prior[part])
+                                            interpolated[part], carried[part], by_prior[part], by_lifting[part])
         tally.add(points[part], kp[:, part], inliers[:, part], triangulated[part], interpolated[part],
-                  carried[part], by_prior[part], dropped[part], excluded[:, part], swapped[:, part])
+                  carried[part], by_prior[part], dropped[part], excluded[:, part], swapped[:, part],
+                  by_lifting[part])
     report = tally.report(fps, input_layout, False, smoothing_description(opts, fps), opts)
     return ReconstructionResult(Points3D(points, confidence, list(H36M17.joints), fps), report), kp

@@ -94,6 +94,48 @@ class PriorFillOptions:
 
 
 @dataclass
+class LiftingFillOptions:
+    """How the lifting network fills joints, offline
+    (:func:`~posestudio.reconstruction.lifting_fill.fill_with_lifting`), after the single-camera
+    rays and before the prior (which fills what it leaves). Each case is switched on its own; the
+    defaults are the measured choice (``benchmarks/RESULTS.md``, issue 17): the lift where one
+    camera alone sees the body, the prior for joints missing while other cameras see the body.
+
+    Attributes:
+        one_camera_bodies: fill every missing joint in frames that at most one camera sees
+            (``min_view_joints`` or more joints): aligned to the reconstructed joints where there
+            are ``min_known``, else placed by the lift's own root position, scaled to the
+            performer's bone lengths.
+        seen_joints: in frames two or more cameras see, fill missing joints one camera still sees.
+        unseen_joints: in those frames, fill missing joints no camera sees.
+        min_known: frames with at least this many reconstructed joints get the lift by similarity
+            alignment to them.
+        min_confidence: 2D joints below this confidence are not shown to the network.
+        min_view_joints: a camera's frame is lifted (and counts as seeing the body) when it has at
+            least this many such joints.
+        snap_to_rays: put filled joints at bone length and on a seeing camera's ray where one
+            passes close (:func:`~posestudio.reconstruction.bone_constraints.constrain_filled_joints`).
+        cameras: in frames aligned to reconstructed joints, ``"mean"``: every lifted camera's lift
+            aligned and averaged (weighted by the joints each sees); ``"best"``: the lift of the
+            camera that sees the frame best. Bodies placed by the lift use the best camera's.
+        place_by_views: a body placed by the lift is then moved rigidly to fit the cameras' 2D and
+            the torso's anchors (model-based PnP); a frame whose fit is worse than
+            ``max_view_fit_px`` (robust RMS, pixels) is not filled (the prior may place it).
+    """
+
+    one_camera_bodies: bool = True
+    seen_joints: bool = False
+    unseen_joints: bool = False
+    min_known: int = 4
+    min_confidence: float = 0.3
+    min_view_joints: int = 6
+    snap_to_rays: bool = True
+    cameras: str = "mean"
+    place_by_views: bool = True
+    max_view_fit_px: float = 15.0
+
+
+@dataclass
 class SwapOptions:
     """Left/right confusions undone before triangulation (:mod:`~posestudio.reconstruction.swaps`).
 
@@ -147,6 +189,14 @@ def _shipped_prior() -> Path:
     return DEFAULT_CHECKPOINT
 
 
+def _shipped_lifter() -> Path:
+    # imported when options are made (the lifting module imports torch; see _shipped_prior). The
+    # measured default (issue 17) uses the lifting network where one camera alone sees the body
+    from posestudio.models.lifting.lifter import DEFAULT_CHECKPOINT
+
+    return DEFAULT_CHECKPOINT
+
+
 @dataclass
 class ReconstructionOptions:
     """Settings of a reconstruction, every stage's.
@@ -174,6 +224,13 @@ class ReconstructionOptions:
         view_bias: offline, each camera's steady offset of each joint taken out (:class:`ViewBiasOptions`).
         prior: checkpoint of the factorization network that fills joints the cameras cannot
             triangulate (None: no prior; default: the shipped one).
+        lifting: offline, checkpoint of the lifting network (``posestudio train lifting``) that
+            fills joints after the single-camera rays and before the prior, in the cases
+            ``lifting_fill`` allows (None: not used; default: the shipped one,
+            ``models/lifting/checkpoint.pt``). Live never uses it (its window
+            reads frames after the one lifted).
+        lifting_fill: which cases it fills and how (:class:`LiftingFillOptions`; by default bodies
+            one camera alone sees, where it measured better than the prior).
     """
 
     live: bool = False
@@ -197,3 +254,5 @@ class ReconstructionOptions:
     tie_midpoints: bool = True
     view_bias: ViewBiasOptions = field(default_factory=ViewBiasOptions)
     prior: str | Path | None = field(default_factory=_shipped_prior)
+    lifting: str | Path | None = field(default_factory=_shipped_lifter)
+    lifting_fill: LiftingFillOptions = field(default_factory=LiftingFillOptions)

@@ -54,7 +54,9 @@ class ReconstructionReport:
         fraction_triangulated: share of cells triangulated from two or more views (and kept).
         fraction_gap_filled, fraction_carried_along_rays, fraction_filled_by_prior: shares of cells
             made by interpolation, by carrying along a single camera's rays, by the prior.
+        fraction_filled_by_lifting: share of cells filled by the lifting network.
         prior: the factorization checkpoint used (None: no prior).
+        lifting: the lifting checkpoint used to fill joints (None: not used).
         outlier_views_rejected: detections of triangulated joints that triangulation left out.
         smoothing: the filter and refinement used, with their settings.
         triangulation: ``min_confidence`` and ``threshold_px`` (pixels) of the triangulation.
@@ -89,6 +91,8 @@ class ReconstructionReport:
     fraction_carried_along_rays: float
     fraction_filled_by_prior: float
     prior: str | None
+    fraction_filled_by_lifting: float = 0.0
+    lifting: str | None = None
     outlier_views_rejected: int
     smoothing: dict[str, Any]
     triangulation: dict[str, float]
@@ -136,7 +140,7 @@ class ReportTally:
         self._bone_n = np.zeros(n_b)                # bone length count, mean, sum of squared deviations
         self._bone_mean = np.zeros(n_b)
         self._bone_m2 = np.zeros(n_b)
-        self._cells = np.zeros((5, n_j), np.int64)  # reconstructed, triangulated, interpolated, carried, prior
+        self._cells = np.zeros((6, n_j), np.int64)  # reconstructed, triangulated, interpolated, carried, prior, lifting
         self.outlier_views = 0
         self.dropped = 0
         self.excluded = np.zeros(n_c, np.int64)
@@ -145,7 +149,7 @@ class ReportTally:
 
     def add(self, points: FloatArray, keypoints: FloatArray, inliers: BoolArray, triangulated: BoolArray,
             interpolated: BoolArray, carried: BoolArray, by_prior: BoolArray, dropped: BoolArray,
-            excluded: BoolArray, swapped: BoolArray | None = None) -> None:
+            excluded: BoolArray, swapped: BoolArray | None = None, by_lifting: BoolArray | None = None) -> None:
         """Count a run of consecutive output frames.
 
         Args:
@@ -156,6 +160,7 @@ class ReportTally:
                 made (dropped: two-view joints rejected by their bone lengths).
             excluded: ``(C, n)`` cameras left out as following another person.
             swapped: ``(C, n, J)`` detections exchanged with their left/right mirror's (None: none).
+            by_lifting: ``(n, J)`` cells filled by the lifting network (None: none).
         """
         reproj_all = reprojection_errors(points, keypoints[..., :2], self.rig)                  # (C, n, J)
         for k, err in enumerate((np.where(inliers, reproj_all, np.nan), reproj_all)):
@@ -177,7 +182,8 @@ class ReportTally:
             self._bone_m2 = np.where(has, self._bone_m2 + m2 + delta**2 * self._bone_n * n / total, self._bone_m2)
         self._bone_n = total
         made = np.isfinite(points).all(axis=-1)
-        for k, mask in enumerate((made, triangulated, interpolated, carried, by_prior)):
+        lifted = np.zeros_like(made) if by_lifting is None else by_lifting
+        for k, mask in enumerate((made, triangulated, interpolated, carried, by_prior, lifted)):
             self._cells[k] += mask.sum(axis=0)
         self.outlier_views += int((np.isfinite(keypoints[..., 0]) & ~inliers & triangulated[None]).sum())
         self.dropped += int(dropped.sum())
@@ -212,7 +218,7 @@ class ReportTally:
         names, joints = self.rig.names, self.joints
         sq, n = self._sq[0], self._n[0]
         with np.errstate(invalid="ignore", divide="ignore"):           # no frame yet: NaN
-            share = self._cells.sum(axis=1) / (self.frames * len(joints))   # (5,)
+            share = self._cells.sum(axis=1) / (self.frames * len(joints))   # (6,)
             per_joint = self._cells[0] / self.frames
         return ReconstructionReport(
             frames=self.frames, fps=float(fps), cameras=list(names), input_layout=input_layout,
@@ -228,7 +234,9 @@ class ReportTally:
             fraction_reconstructed_per_joint=dict(zip(joints, per_joint.round(4).tolist())),
             fraction_triangulated=float(share[1]), fraction_gap_filled=float(share[2]),
             fraction_carried_along_rays=float(share[3]), fraction_filled_by_prior=float(share[4]),
-            prior=str(prior) if prior else None, outlier_views_rejected=self.outlier_views,
+            prior=str(prior) if prior else None, fraction_filled_by_lifting=float(share[5]),
+            lifting=str(options.lifting) if options.lifting and not live else None,
+            outlier_views_rejected=self.outlier_views,
             smoothing=smoothing, triangulation={"min_confidence": options.triangulation.min_confidence,
                                                  "threshold_px": options.triangulation.threshold_px},
             two_view_joints_dropped_by_bone_lengths=self.dropped,

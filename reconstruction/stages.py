@@ -1,6 +1,6 @@
 """Pieces the live and the offline paths share: the front end (left/right swaps undone, robust
 triangulation, cameras following someone else left out), the 2D the stages work from, the
-confidence each joint gets, the prior's checkpoint cache.
+confidence each joint gets, the prior's and the lifting network's checkpoint caches.
 
 Each works on a run of consecutive frames (one frame live, a chunk offline) and gives the same
 result for a frame whatever run it arrives in.
@@ -17,6 +17,7 @@ from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.rig import CameraRig
 from posestudio.models.factorization.prior import FactorizationPrior
 from posestudio.models.keypoints import H36M17
+from posestudio.models.lifting.lifter import Lifter
 
 from .identity import IdentityTracker
 from .options import ReconstructionOptions
@@ -32,12 +33,19 @@ MIDPOINTS = np.array([[H36M17.index("pelvis"), H36M17.index("l_hip"), H36M17.ind
 
 #: Confidence given to joints filled by the factorization prior (not observed by two cameras).
 PRIOR_CONFIDENCE = 0.2
+#: Confidence of joints filled by the lifting network (:mod:`posestudio.models.lifting`) from one
+#: camera's 2D, and of every joint of a monocular reconstruction (:mod:`.monocular`): above the
+#: prior's (the lift reads that camera's 2D over a window of frames, in metres, where the prior's
+#: shape is orthographic and placed afterwards), below a joint carried along a ray (whose direction
+#: is measured, only its depth is guessed).
+LIFTED_CONFIDENCE = 0.22
 #: Confidence of joints carried from a neighbouring frame along a single camera's ray.
 CARRIED_CONFIDENCE = 0.25
 #: Confidence of joints interpolated across a short gap.
 GAP_FILL_CONFIDENCE = 0.3
 
 _PRIORS: dict[str, FactorizationPrior] = {}
+_LIFTERS: dict[str, Lifter] = {}
 
 
 def load_prior(path: str | Path) -> FactorizationPrior:
@@ -48,6 +56,16 @@ def load_prior(path: str | Path) -> FactorizationPrior:
     if key not in _PRIORS:
         _PRIORS[key] = FactorizationPrior.load(path)
     return _PRIORS[key]
+
+
+def load_lifter(path: str | Path) -> Lifter:
+    """The :class:`~posestudio.models.lifting.lifter.Lifter` of a ``posestudio train lifting``
+    checkpoint, loaded once per process (on the GPU when there is one); a missing or foreign file
+    raises :class:`~posestudio.models.checkpoints.CheckpointError` naming it."""
+    key = str(path)
+    if key not in _LIFTERS:
+        _LIFTERS[key] = Lifter.load(path)
+    return _LIFTERS[key]
 
 
 @dataclass
@@ -144,23 +162,26 @@ def tie_midpoints(points: FloatArray, midpoints: IntArray = MIDPOINTS) -> FloatA
 
 
 def joint_confidence(inliers: BoolArray, detector_confidence: FloatArray, points: FloatArray,
-                     interpolated: BoolArray, carried: BoolArray, by_prior: BoolArray) -> FloatArray:
+                     interpolated: BoolArray, carried: BoolArray, by_prior: BoolArray,
+                     by_lifting: BoolArray | None = None) -> FloatArray:
     """``(n, 17)`` confidence of each output joint, in [0, 1].
 
     Triangulated joints: the mean detector confidence of their inlier views, scaled down below
     three views; joints made otherwise: :data:`GAP_FILL_CONFIDENCE`, :data:`CARRIED_CONFIDENCE`,
-    :data:`PRIOR_CONFIDENCE`; 0 where there is no joint.
+    :data:`LIFTED_CONFIDENCE`, :data:`PRIOR_CONFIDENCE`; 0 where there is no joint.
 
     Args:
         inliers: ``(C, n, 17)``; detector_confidence: ``(C, n, 17)``; points: ``(n, 17, 3)``;
-        interpolated, carried, by_prior: ``(n, 17)`` how each joint was made.
+        interpolated, carried, by_prior, by_lifting: ``(n, 17)`` how each joint was made (by_lifting
+            None: none).
     """
     conf_sum = np.where(inliers, np.nan_to_num(detector_confidence), 0.0).sum(axis=0)
     n_views = inliers.sum(axis=0)
     confidence = np.divide(conf_sum, n_views, out=np.zeros_like(conf_sum), where=n_views > 0)
     confidence = confidence * np.clip((n_views - 1) / 2.0, 0.0, 1.0)
+    lifted = np.zeros_like(by_prior) if by_lifting is None else by_lifting
     for made, value in ((interpolated, GAP_FILL_CONFIDENCE), (carried, CARRIED_CONFIDENCE),
-                        (by_prior, PRIOR_CONFIDENCE)):
+                        (lifted, LIFTED_CONFIDENCE), (by_prior, PRIOR_CONFIDENCE)):
         confidence = np.where(made, value, confidence)
     return np.where(np.isfinite(points).all(axis=-1), confidence, 0.0)
 

@@ -19,8 +19,9 @@ def walk_out():
     body = walking_body(120, start=(-0.5, 0.3), speed_m_s=1.3, heading_deg=20)
     views = simulate_detections(rig, body, DetectorErrors(noise_px=3.0, outlier_rate=0.05, occlusion_rate=0.05, seed=1))
     kp = Keypoints2D(views.keypoints, rig.names, list(H36M17.joints), 30.0)
-    with_prior = reconstruct(rig, kp, ReconstructionOptions())
-    without = reconstruct(rig, kp, ReconstructionOptions(prior=None))
+    # the rays and the prior alone (the lifting network's fill: tests/reconstruction/test_lifting_fill.py)
+    with_prior = reconstruct(rig, kp, ReconstructionOptions(lifting=None))
+    without = reconstruct(rig, kp, ReconstructionOptions(prior=None, lifting=None))
     return body, views, with_prior, without
 
 

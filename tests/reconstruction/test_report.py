@@ -76,7 +76,7 @@ def test_report_json_has_the_documented_shape(tmp_path) -> None:
         "reprojection_rms_px_per_joint", "reprojection_rms_px_per_camera_joint", "bone_length_cv",
         "fraction_reconstructed", "fraction_reconstructed_per_joint", "fraction_triangulated",
         "fraction_gap_filled", "fraction_carried_along_rays", "fraction_filled_by_prior", "prior",
-        "outlier_views_rejected", "smoothing", "triangulation", "two_view_joints_dropped_by_bone_lengths",
+        "fraction_filled_by_lifting", "lifting", "outlier_views_rejected", "smoothing", "triangulation", "two_view_joints_dropped_by_bone_lengths",
         "frames_excluded_per_camera_as_another_person", "frames_with_left_right_swapped_per_camera"}
     assert set(doc["reprojection_rms_px_per_camera_joint"]["cam0"]) == set(H36M17.joints)
     assert "NaN" not in text
