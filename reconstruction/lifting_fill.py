@@ -69,28 +69,20 @@ def lift_cameras(lifter: Lifter, xy: FloatArray, weight: FloatArray, fps: float,
             where absent); weight: ``(C, F, 17)`` confidences (0 where not to be used);
         fps: the take's frame rate, Hz; min_view_joints: frames of a camera with fewer weighted
             joints are not lifted.
-        frames: ``(F,)`` the frames wanted (None: all). Only they and the frames their windows
-            read are shown to the network, so a long take with a few gaps costs a few windows.
+        frames: ``(F,)`` the frames wanted (None: all); only their windows are lifted, so a long
+            take with a few gaps costs a few windows.
     Returns:
         ``(points (C, F, 17, 3) camera-frame metres, NaN where not lifted; lifted (C, F))``.
         Cameras that never see ``min_view_joints`` joints are not run.
     """
     n_c, n_f = xy.shape[:2]
-    if frames is not None:
-        c = lifter.config
-        reach = (c.window // 2) * int(np.ceil(fps / c.model_fps)) + 1         # frames a window reads either side
-        cum = np.concatenate([[0], np.cumsum(frames)])
-        idx = np.arange(n_f)
-        near = cum[np.minimum(idx + reach + 1, n_f)] - cum[np.maximum(idx - reach, 0)] > 0
-        weight = np.where(near[None, :, None], weight, 0.0)
     points = np.full((n_c, n_f, H36M17.n_joints, 3), np.nan)
     lifted = np.zeros((n_c, n_f), bool)
     enough = (weight > 0).sum(-1) >= min_view_joints                                        # (C, F)
-    for c in np.flatnonzero(enough.any(-1)):          # one batched pass per camera that sees the body
-        points[c], lifted[c] = lifter.lift_normalised(xy[c], weight[c], fps, min_view_joints)
     if frames is not None:
-        lifted &= frames[None]
-        points[~lifted] = np.nan
+        enough &= np.asarray(frames, dtype=bool)[None]
+    for c in np.flatnonzero(enough.any(-1)):          # one batched pass per camera that sees the body
+        points[c], lifted[c] = lifter.lift_normalised(xy[c], weight[c], fps, min_view_joints, frames=frames)
     return points, lifted
 
 

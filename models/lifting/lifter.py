@@ -88,13 +88,15 @@ class Lifter:
 
     @torch.no_grad()
     def lift_normalised(self, xy: FloatArray, weight: FloatArray, fps: float, min_joints: int = 6,
-                        batch: int = 2048) -> tuple[FloatArray, BoolArray]:
+                        batch: int = 2048, frames: BoolArray | None = None) -> tuple[FloatArray, BoolArray]:
         """Lift a take's 2D of one camera.
 
         Args:
             xy: ``(F, J, 2)`` normalised image coordinates (lens undone); weight: ``(F, J)``
                 confidences (0 or NaN where missing); fps: the take's frame rate, Hz;
-            min_joints: frames whose own 2D has fewer joints are not lifted.
+            min_joints: frames whose own 2D has fewer joints are not lifted;
+            frames: ``(F,)`` the frames wanted (None: all); their windows still read the frames
+                around them, so a long take with a few wanted frames costs a few windows.
         Returns:
             ``(points (F, J, 3) camera frame, metres, NaN where not lifted; lifted (F,))``.
         """
@@ -102,6 +104,8 @@ class Lifter:
         w = np.nan_to_num(np.asarray(weight, dtype=np.float64))
         n_frames = xy.shape[0]
         lifted = (w > 0).sum(-1) >= min_joints
+        if frames is not None:
+            lifted &= np.asarray(frames, dtype=bool)
         out = np.full((n_frames, c.n_joints, 3), np.nan)
         centres = np.flatnonzero(lifted)
         mid = c.window // 2
