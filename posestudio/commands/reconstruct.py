@@ -13,6 +13,8 @@ from posestudio.models.detectors.backends import DETECTORS
 from posestudio.reconstruction.options import ReconstructionOptions
 
 if TYPE_CHECKING:
+    from posestudio.core.rig import CameraRig
+    from posestudio.reconstruction.monocular import MonocularReport
     from posestudio.reconstruction.report import ReconstructionReport
 
 EXAMPLE = """example:
@@ -21,6 +23,8 @@ EXAMPLE = """example:
   posestudio reconstruct --calibration rig.toml --keypoints2d keypoints2d.npz --out results/take1
   posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out live_out --live
   posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --out take1 --prior ours.pt
+  posestudio reconstruct --calibration rig.toml --keypoints2d k.npz --monocular cam02 --height 1.75 --out mono
+  posestudio reconstruct --calibration rig.toml --videos take1/cam02.mp4 --monocular cam02 --out mono
 
 --videos: one recording per camera, named after it (cam01.mp4 for camera cam01; any subset of
 the rig), frame i of each exposed at the same instant. Each is decoded once; the detector
@@ -34,14 +38,25 @@ keypoints2d.npz holds keypoints (cameras, frames, joints, 3) = x, y in pixels an
 (NaN where absent), camera_names matching the rig, joint_names of a known layout (H36M17,
 COCO17, BlazePose33) and fps. Writes OUT/points3d.npz (frames, 17, 3) in metres in the rig's
 world frame with per-joint confidence, and OUT/report.json. A joint's confidence says how it was
-made: from the cameras, or 0.3 interpolated, 0.25 carried along one camera's rays, 0.2 filled by
-the factorization prior (--prior: a checkpoint from 'posestudio train factorization', e.g.
-fine-tuned on the studio's own sessions)."""
+made: from the cameras, or 0.3 interpolated, 0.25 carried along one camera's rays, 0.22 filled by
+the lifting network where one camera alone sees the body (offline; --lifting-checkpoint, or the
+shipped models/lifting checkpoint when present; --no-lifting: not), 0.2 filled by the
+factorization prior (--prior: a checkpoint from 'posestudio train factorization', e.g.
+fine-tuned on the studio's own sessions).
+
+--monocular CAM: 3D from that camera alone, in metres, by the lifting network (depth and scale from
+its root-position branch; --lifting-checkpoint: a checkpoint from 'posestudio train lifting'),
+scaled to the performer's height when --height is given (metres, ankle to head top), else at the
+network's estimate; the body is put in the rig's world frame and lightly smoothed. Every joint's
+confidence is 0.22 (lifted from one view). Writes the same OUT/points3d.npz, OUT/report.json
+(camera, frames lifted, height used and whether given or estimated) and OUT/rig.toml, so
+'posestudio export' and 'posestudio view' read it alike. With --videos, the 2D comes from the
+videos given (at least CAM's) as above."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``reconstruct`` subcommand; its defaults are :class:`ReconstructionOptions`'."""
-    d = ReconstructionOptions(prior=None)   # no prior: reading the shipped one's path would load torch
+    d = ReconstructionOptions(prior=None, lifting=None)   # reading the shipped checkpoints' paths would load torch
     p = sub.add_parser("reconstruct", help="triangulate and smooth 3D skeletons from 2D keypoints",
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("session", nargs="?", type=Path, default=None,
@@ -74,9 +89,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     prior.add_argument("--prior", type=Path, default=None,
                        help="factorization checkpoint for joints no two cameras give (default: the shipped one)")
     prior.add_argument("--no-prior", action="store_true", help="leave joints no two cameras give empty")
+    p.add_argument("--monocular", metavar="CAM", default=None,
+                   help="3D from this one camera, by the lifting network (metres; see below)")
+    p.add_argument("--height", type=float, default=None,
+                   help="with --monocular: the performer's height, metres (default: the network's estimate)")
+    lifting = p.add_mutually_exclusive_group()
+    lifting.add_argument("--lifting-checkpoint", type=Path, default=None,
+                         help="lifting network weights ('posestudio train lifting'): for --monocular, and offline for "
+                              "bodies one camera alone sees (default: the shipped checkpoint)")
+    lifting.add_argument("--no-lifting", action="store_true",
+                         help="offline, leave bodies one camera alone sees to the rays and the prior")
     p.add_argument("--no-refine", action="store_false", dest="refine", default=d.refine,
                    help="skip the refinement (bone lengths, smoothness, reprojection): offline keeps the "
                         "zero-phase smoothing, live uses the One Euro filter")
+    p.add_argument("--refine-rig", action="store_true",
+                   help="a camera found moved during the take (always warned about) is used at its pose re-solved "
+                        "from the performer, from the frame it moved (see 'posestudio rig refine')")
     p.set_defaults(func=run)
 
 
@@ -97,13 +125,18 @@ def options_from_args(args: argparse.Namespace) -> ReconstructionOptions:
         opts.prior = None
     elif args.prior is not None:
         opts.prior = args.prior
+    if getattr(args, "no_lifting", False):
+        opts.lifting = None
+    elif getattr(args, "lifting_checkpoint", None) is not None:
+        opts.lifting = args.lifting_checkpoint
     return opts
 
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: the pipeline loads torch, which would slow down every command line
-    from posestudio.reconstruction.pipeline import run_reconstruction
+    from posestudio.reconstruction.rig_check import run_reconstruction_checked
 
+    check_monocular_args(args)
     session = args.session or args.session_dir
     if session is not None:
         return run_session(args, session)
@@ -113,10 +146,50 @@ def run(args: argparse.Namespace) -> int:
         return run_videos(args)
     if args.overlay or args.all_people:
         raise InputError("--overlay and --all-people need --videos")
-    result = run_reconstruction(args.calibration, args.keypoints2d, args.out, options_from_args(args))
+    if args.monocular:
+        return run_monocular_keypoints(args)
+    result = run_reconstruction_checked(args.calibration, args.keypoints2d, args.out, options_from_args(args),
+                                        refine_rig=args.refine_rig)
     _print_summary(result.report)
     print(f"wrote {args.out / 'points3d.npz'} and {args.out / 'report.json'}")
     return 0
+
+
+def check_monocular_args(args: argparse.Namespace) -> None:
+    """``--height`` belongs to ``--monocular`` and is in metres; ``--monocular`` neither turns
+    lifting off nor follows every person.
+
+    Raises:
+        InputError: naming the option and the value.
+    """
+    from posestudio.reconstruction.monocular import check_height  # imported when the command runs: see run()
+
+    if args.monocular is None:
+        if args.height is not None:
+            raise InputError("--height needs --monocular CAM")
+        return
+    if args.no_lifting:
+        raise InputError("--no-lifting cannot be used with --monocular (it lifts)")
+    if args.all_people:
+        raise InputError("--all-people cannot be used with --monocular (one camera, one performer)")
+    check_height(args.height)
+
+
+def run_monocular_keypoints(args: argparse.Namespace) -> int:
+    """``--monocular CAM`` with ``--keypoints2d``: lift, write, summarise."""
+    from posestudio.reconstruction.monocular import run_monocular
+
+    result = run_monocular(args.calibration, args.keypoints2d, args.monocular, args.out, args.height,
+                           args.lifting_checkpoint)
+    _print_monocular(result.report)
+    print(f"wrote {args.out / 'points3d.npz'}, {args.out / 'report.json'} and {args.out / 'rig.toml'}")
+    return 0
+
+
+def _print_monocular(r: MonocularReport) -> None:
+    print(f"{r.frames} frames from camera {r.camera}, layout {r.input_layout} -> {r.output_layout}: "
+          f"{r.frames_lifted} lifted ({r.fraction_reconstructed:.1%} of joints), height {r.height_m:.3f} m "
+          f"({r.height_source}), joint confidence {r.confidence:g}")
 
 
 def run_videos(args: argparse.Namespace) -> int:
@@ -130,6 +203,15 @@ def run_videos(args: argparse.Namespace) -> int:
         raise InputError(f"--max-people must be at least 1, got {args.max_people}")
     options = options_from_args(args)
     rig = import_rig(args.calibration)
+    if args.monocular is not None:
+        if args.monocular not in rig.names:
+            raise InputError(f"--monocular {args.monocular}: no such camera in the rig (rig cameras: "
+                             f"{', '.join(rig.names)})")
+        if args.monocular not in {Path(v).stem for v in args.videos}:
+            raise InputError(f"--monocular {args.monocular}: no recording of that camera among --videos "
+                             f"({', '.join(str(v) for v in args.videos)}); name it {args.monocular}.mp4 or similar")
+    if args.monocular is not None:
+        return _run_videos_monocular(args, rig)
     detector = create_detector(args.detector, args.checkpoint, max_people=args.max_people)
     try:
         fps = getattr(args, "session_fps", None)     # image folders carry no frame rate: a session's is known
@@ -151,6 +233,41 @@ def run_videos(args: argparse.Namespace) -> int:
                                made.result.points, progress=stage_progress("overlay"))
         made.files += files
     print("wrote " + ", ".join(str(f) for f in made.files))
+    return 0
+
+
+def _run_videos_monocular(args: argparse.Namespace, rig: CameraRig) -> int:
+    """``--videos`` with ``--monocular CAM``: the videos' 2D stage (decoding, detection, sizes,
+    the subject), then CAM's 2D lifted; writes OUT/keypoints2d.npz too."""
+    from posestudio.core.keypoints_file import write_keypoints2d
+    from posestudio.models.detectors.backends import create_detector
+    from posestudio.models.lifting.lifter import DEFAULT_CHECKPOINT
+    from posestudio.reconstruction.monocular import reconstruct_monocular, write_monocular
+    from posestudio.reconstruction.stages import load_lifter
+    from posestudio.reconstruction.videos import VideoOptions, detect_videos
+
+    checkpoint = args.lifting_checkpoint or DEFAULT_CHECKPOINT
+    lifter = load_lifter(checkpoint)        # a missing checkpoint is refused before the videos are decoded
+    detector = create_detector(args.detector, args.checkpoint, max_people=args.max_people)
+    try:
+        fps = getattr(args, "session_fps", None)
+        video = detect_videos(rig, args.videos, detector, VideoOptions(fps=fps) if fps else None,
+                              progress=stage_progress(f"2D ({args.detector})"))
+    finally:
+        detector.close()
+    result = reconstruct_monocular(video.rig, video.keypoints, args.monocular, lifter, args.height,
+                                   source="videos", checkpoint=str(checkpoint))
+    result.report.detection = video.summary()
+    files = write_monocular(args.out, result, video.rig)
+    write_keypoints2d(args.out / "keypoints2d.npz", video.keypoints)
+    files.append(args.out / "keypoints2d.npz")
+    _print_monocular(result.report)
+    if args.overlay:
+        from posestudio.viewer.overlay import write_overlays
+
+        files += write_overlays(args.out / "overlay", video.rig, args.videos, video.keypoints, result.points,
+                                progress=stage_progress("overlay"))
+    print("wrote " + ", ".join(str(f) for f in files))
     return 0
 
 

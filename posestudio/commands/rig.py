@@ -1,4 +1,5 @@
-"""``posestudio rig``: convert rig files between tools, check a rig against recorded videos."""
+"""``posestudio rig``: convert rig files between tools, check a rig against recorded videos, refine a
+rig from a take in which a camera moved."""
 
 from __future__ import annotations
 
@@ -28,9 +29,18 @@ cameras = [...] and [points.NAME] tables of camera = [x, y] pixels in the record
 --reference gives a still of a camera taken at the calibrated size (same scene)."""
 
 
+REFINE_EPILOG = """example:
+  posestudio rig refine --calibration rig.toml --keypoints2d keypoints2d.npz --out rig2.toml --report refine.json
+The performer is the calibration object: each camera's detections are compared with the joints the
+other cameras triangulate; a camera whose error jumps and stays up is reported (camera, frame, how
+far it turned and shifted) and re-solved from the frames after (intrinsics fixed, scale and world
+frame from the other cameras). rig2.toml is the rig as it stands at the end of the take; cameras
+that did not move are written exactly as they were. Needs 3 or more cameras and 4 s of frames."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``rig convert`` and ``rig check``."""
-    parser = subparsers.add_parser("rig", help="convert rig files; check a rig against videos",
+    """Add ``rig convert``, ``rig check`` and ``rig refine``."""
+    parser = subparsers.add_parser("rig", help="convert rig files; check a rig against videos; refine it from a take",
                                    description=__doc__)
     sub = parser.add_subparsers(dest="rig_command", metavar="ACTION")
     conv = sub.add_parser("convert", help="convert a rig file to another format",
@@ -49,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="a still of CAM at the calibrated size (repeatable)")
     chk.add_argument("--adjusted", type=Path, help="write the adjusted rig here (PoseStudio rig.toml)")
     chk.set_defaults(func=check)
+    ref = sub.add_parser("refine", help="find a camera that moved during a take and re-solve it from the performer",
+                         epilog=REFINE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ref.add_argument("--calibration", type=Path, required=True, help="rig file (rig.toml) the take was calibrated with")
+    ref.add_argument("--keypoints2d", type=Path, required=True, help="the take's 2D keypoint file (.npz)")
+    ref.add_argument("--out", type=Path, required=True, help="write the rig as it stands at the end of the take here")
+    ref.add_argument("--report", type=Path, default=None, help="also write the findings as JSON")
+    ref.set_defaults(func=refine)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
 
@@ -113,3 +130,26 @@ def check(args: argparse.Namespace) -> int:
         report.rig.save(args.adjusted)
         print(f"wrote adjusted rig {args.adjusted}")
     return 1 if report.mismatches and report.rig is None else 0
+
+
+def refine(args: argparse.Namespace) -> int:
+    """Find moved cameras in a take, write the rig at the end of it; returns the exit status."""
+    # imported when the command runs: the reconstruction package is heavy to import
+    from posestudio.core.files import write_json
+    from posestudio.core.keypoints_file import read_keypoints2d
+    from posestudio.core.rig import CameraRig
+    from posestudio.reconstruction.rig_check import check_take_rig
+
+    rig = CameraRig.load(args.calibration)
+    kp = read_keypoints2d(args.keypoints2d)
+    checked = check_take_rig(rig, kp, str(args.keypoints2d))
+    for line in checked.drift.lines():
+        print(line)
+    checked.end_rig.save(args.out)
+    print(f"wrote {args.out} ({len(checked.drift.moves)} camera{'s' if len(checked.drift.moves) != 1 else ''} "
+          f"re-solved, {len(rig) - len({m.camera for m in checked.drift.moves})} unchanged)")
+    if args.report:
+        write_json(args.report, {"calibration": str(args.calibration), "keypoints2d": str(args.keypoints2d),
+                                 "out": str(args.out), **checked.drift.to_json()})
+        print(f"wrote {args.report}")
+    return 0
