@@ -10,6 +10,10 @@ which installs the peers first). Two tables, every tool on the same footage in o
    four webcams): board-size error and reprojection RMS from one independent set of detections
    (PoseStudio's), and caliscope's own stored calibration scored the same way.
 
+With several ``--cameras`` values (``--cameras 4 8 16 32``) it runs the rig-size sweep of
+:mod:`benchmarks.calibration_scale` instead: accuracy, wall time (detection separately) and peak
+RSS per rig size, aniposelib in the same run.
+
 Frames are paired by index for every tool's score; PoseStudio's rig with estimated time offsets
 is also scored after resampling each camera at its offset ("time-aligned"), which only a rig with
 offsets can use.
@@ -132,12 +136,26 @@ def check_targets(rows: list[tuple[str, PeerResult, dict]], truth: CameraRig) ->
             print(f"  wall time vs {label:<40} {res.seconds / t_ours:5.2f}x faster  (target: {goal})")
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--take", type=Path, help="reuse a synthetic take folder (cam*.mp4, board.toml, truth_rig.toml)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench_calibration", help="where to render the take")
-    ap.add_argument("--frames", type=int, default=450, help="frames of the rendered take (default 450: 15 s at 30 fps)")
-    ap.add_argument("--cameras", type=int, default=4, help="cameras of the rendered take (default 4)")
+    ap.add_argument("--frames", type=int, default=None,
+                    help="frames of the rendered take (default 450: 15 s at 30 fps; 240 for the rig-size sweep)")
+    ap.add_argument("--cameras", type=int, nargs="+", default=[4],
+                    help="cameras of the rendered take (default 4); several values, e.g. 4 8 16 32: the rig-size sweep")
+    ap.add_argument("--layout", choices=("ring", "overhead"), default="ring", help="rig-size sweep: camera layout")
+    ap.add_argument("--size", type=_size, default=(1280, 720), help="rig-size sweep: image WIDTHxHEIGHT (1280x720)")
+    ap.add_argument("--workers", type=int, default=0, help="rig-size sweep: detection threads (0: one per core)")
+    ap.add_argument("--timeout", type=float, default=900.0,
+                    help="rig-size sweep: seconds each tool may take on one rig size (default 900)")
+    ap.add_argument("--aniposelib-max-cameras", type=int, default=0,
+                    help="rig-size sweep: skip aniposelib above this many cameras (0: never skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--offsets-ms", default="0,3,-5,8", help="true time offsets per camera, ms")
     ap.add_argument("--caliscope", type=Path, default=CALISCOPE, help="caliscope_session folder")
@@ -145,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
     args = ap.parse_args(argv)
+    if len(args.cameras) > 1:
+        from benchmarks import calibration_scale
+
+        return calibration_scale.main(args.cameras, args)
+    args.cameras = args.cameras[0]
+    args.frames = args.frames or 450
 
     print(f"tools: PoseStudio {_version()}, aniposelib {aniposelib_peer.version()}, "
           f"OpenCV {opencv_multiview_peer.version()}")

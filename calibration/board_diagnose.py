@@ -12,7 +12,14 @@ message naming the dictionary and marker ids seen and the board they suggest:
    image (the intersection of each marker's diagonals); the layout whose markers agree best wins;
 3. map the markers' image corners through that homography to the board plane to measure the
    marker side in squares (``marker_length / square_length``);
-4. confirm with OpenCV's ChArUco detector that the suggested board yields corners.
+4. confirm with OpenCV's ChArUco detector that the suggested board yields corners (and, for an
+   even row count, with the legacy flag flipped: OpenCV < 4.6 and calib.io print the other layout);
+5. list the board-file fields the markers contradict (:class:`FieldChange`: layout, dictionary,
+   marker length, polarity, legacy), in the file's terms.
+
+:func:`diagnose_board_mismatch` writes the long explanation for one camera (with a suggested
+``[board]`` table); :func:`summarise_board_mismatch` writes it in three lines for a whole rig,
+ending ``Change in FILE: field = value (now value); ...``.
 
 Lengths in square units are board-plane lengths divided by ``square_length``. The absolute
 square size cannot be measured from images without calibrated cameras, so the suggestion keeps
@@ -21,7 +28,7 @@ the board file's ``square_length``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -245,6 +252,98 @@ def _describe(board: BoardSpec) -> str:
             f"legacy = {str(board.legacy).lower()}")
 
 
+@dataclass
+class FieldChange:
+    """One field of the board file that does not match the print.
+
+    Attributes:
+        field: the ``[board]`` key, e.g. ``"dictionary"`` (``"squares_x, squares_y"`` for a
+            swapped or different layout, ``"marker_length"`` for the marker size).
+        now: the board file's value, as TOML; suggested: the value the print fits, as TOML.
+        why: what the frames showed, for the long message.
+    """
+
+    field: str
+    now: str
+    suggested: str
+    why: str
+
+    def assignment(self) -> str:
+        """``field = value (now: value)`` for a one-line summary."""
+        return f"{self.field} = {self.suggested} (now {self.now})"
+
+
+@dataclass
+class BoardMismatch:
+    """What a few frames say about a board file that finds no board.
+
+    Attributes:
+        board: the board file's board; frames: frames examined.
+        scans: markers per dictionary family and polarity, most first (empty when no frames).
+        dictionary: the dictionary suggested (the file's when it holds the ids seen).
+        guesses: ChArUco layouts tried, best first; top: the best one with agreeing markers, or None.
+        suggestion: the board the markers fit (None: too few markers to tell the layout).
+        other_legacy_corners: corners OpenCV finds with the suggestion's legacy flag flipped
+            (-1: not tried, the layouts only differ for an even row count).
+        changes: the fields of the board file to change.
+    """
+
+    board: BoardSpec
+    frames: int
+    scans: list[MarkerScan]
+    dictionary: str = ""
+    guesses: list[LayoutGuess] = field(default_factory=list)
+    top: LayoutGuess | None = None
+    suggestion: BoardSpec | None = None
+    other_legacy_corners: int = -1
+    changes: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def best(self) -> MarkerScan | None:
+        """The dictionary family and polarity with most markers, or None when none was seen."""
+        return self.scans[0] if self.scans and self.scans[0].count else None
+
+
+def analyse_board_mismatch(images: list[NDArray[np.uint8]], board: BoardSpec) -> BoardMismatch:
+    """Scan dictionaries and layouts in a few of ``images`` (see the module docstring).
+
+    Args:
+        images: gray ``(H, W)`` uint8 (or BGR ``(H, W, 3)``) frames of one or more cameras; at
+            most :data:`MAX_FRAMES` of them, spread evenly, are examined (about 0.1 s per frame).
+        board: the board file's board.
+    """
+    frames = sample_frames(images)
+    result = BoardMismatch(board, len(frames), scan_dictionaries(frames) if frames else [])
+    best = result.best
+    if best is None:
+        return result
+    guesses = guess_layouts(best, board)
+    top = guesses[0] if guesses and guesses[0].score > 0 else None
+    need = best.ids[-1] + 1
+    family_ok = board.type == "charuco" and _family_of(board.dictionary) == best.family
+    dictionary = board.dictionary if family_ok and board.aruco_dictionary().bytesList.shape[0] >= need \
+        else _family_dictionary(best.family, need if top is None else (top.squares_x * top.squares_y) // 2)
+    result.guesses, result.top, result.dictionary = guesses, top, dictionary
+    if top is not None:
+        file_ratio = board.marker_length / board.square_length if board.type == "charuco" else None
+        if not np.isfinite(top.ratio):
+            ratio = file_ratio or 0.75
+        elif file_ratio is not None and abs(top.ratio - file_ratio) <= RATIO_TOLERANCE:
+            ratio = file_ratio
+        else:
+            ratio = float(np.clip(round(top.ratio, 2), 0.05, 0.95))
+        result.suggestion = BoardSpec("charuco", top.squares_x, top.squares_y, board.square_length,
+                                      round(ratio * board.square_length, 6), dictionary, best.inverted, top.legacy,
+                                      board.source)
+        top.corners = count_charuco_corners(frames, result.suggestion)
+        if top.squares_y % 2 == 0:
+            alt = BoardSpec("charuco", top.squares_x, top.squares_y, result.suggestion.square_length,
+                            result.suggestion.marker_length, dictionary, best.inverted, not top.legacy, board.source)
+            result.other_legacy_corners = count_charuco_corners(frames, alt)
+    result.changes = field_changes(board, best, dictionary, result.suggestion)
+    return result
+
+
 def diagnose_board_mismatch(images: list[NDArray[np.uint8]], board: BoardSpec) -> str:
     """Explain why ``board`` was not found in ``images`` and suggest the board the markers show.
 
@@ -254,58 +353,34 @@ def diagnose_board_mismatch(images: list[NDArray[np.uint8]], board: BoardSpec) -
         board: the board file's board (``board.source`` names the file).
     Returns:
         A message for the user, several sentences, naming the file, the dictionary and ids seen,
-        what differs from the board file and a suggested ``[board]`` table.
+        what differs from the board file and a suggested ``[board]`` table. For a whole rig in
+        a few lines see :func:`summarise_board_mismatch`.
     """
-    frames = sample_frames(images)
+    m = analyse_board_mismatch(images, board)
     src = board.source
-    if not frames:
+    if not m.frames:
         return f"{src}: no frames to examine"
-    scans = scan_dictionaries(frames)
-    best = scans[0]
     head = f"{src}: the board was not found in any frame (board file: {_describe(board)})."
-    if best.count == 0:
-        tail = (" No ArUco/AprilTag markers of any OpenCV dictionary were seen either, in either polarity, in "
-                f"{len(frames)} sampled frames: check that the board is in view, in focus and well lit")
-        if board.type == "checkerboard":
-            tail += (f", and that corners_x = {board.corners_x} and corners_y = {board.corners_y} count the "
-                     "inner corners (squares - 1) of the printed checkerboard")
-        return head + tail + "."
+    best = m.best
+    if best is None:
+        return head + _no_markers_tail(board, m.frames) + "."
     ids = best.ids
     polarity = "inverted (white on black)" if best.inverted else "normal (black on white)"
     seen_frames = sum(1 for _, i in best.frames if len(i))
     lines = [head,
-             f"Markers seen in {seen_frames} of {len(frames)} sampled frames: {best.count} detections of the "
+             f"Markers seen in {seen_frames} of {m.frames} sampled frames: {best.count} detections of the "
              f"{best.family} dictionary family, printed {polarity}; {_id_summary(ids)}."]
-    others = [s for s in scans[1:] if s.count and s.family != best.family]
+    others = [s for s in m.scans[1:] if s.count and s.family != best.family]
     if others:
         lines.append("Fewer markers of other dictionaries (probably false detections): " + ", ".join(
             f"{s.family} {'inverted' if s.inverted else 'normal'}: {s.count}" for s in others[:3]) + ".")
-
-    guesses = guess_layouts(best, board)
-    top = guesses[0] if guesses and guesses[0].score > 0 else None
-    need = ids[-1] + 1
-    family_ok = board.type == "charuco" and _family_of(board.dictionary) == best.family
-    dictionary = board.dictionary if family_ok and board.aruco_dictionary().bytesList.shape[0] >= need \
-        else _family_dictionary(best.family, need if top is None else (top.squares_x * top.squares_y) // 2)
-
+    top, need = m.top, ids[-1] + 1
     if top is None:
         lines.append(f"Too few markers per frame (need {MIN_INLIERS} together) to tell the board's layout; a ChArUco "
                      f"board with ids 0 to {ids[-1]} has at least {need} markers "
                      f"(squares_x * squares_y / 2, e.g. {_shape_examples(need)}).")
-        suggestion = None
     else:
-        file_ratio = board.marker_length / board.square_length if board.type == "charuco" else None
-        if not np.isfinite(top.ratio):
-            ratio = file_ratio or 0.75
-        elif file_ratio is not None and abs(top.ratio - file_ratio) <= RATIO_TOLERANCE:
-            ratio = file_ratio
-        else:
-            ratio = float(np.clip(round(top.ratio, 2), 0.05, 0.95))
-        suggestion = BoardSpec("charuco", top.squares_x, top.squares_y,
-                               board.square_length, round(ratio * board.square_length, 6), dictionary,
-                               best.inverted, top.legacy, src)
-        top.corners = count_charuco_corners(frames, suggestion)
-        runner = next((g for g in guesses[1:] if g.score > 0), None)
+        runner = next((g for g in m.guesses[1:] if g.score > 0), None)
         evidence = f"{top.score + 4 * top.frames} marker positions agree with it"
         if runner is not None and runner.score == top.score:
             evidence += (f"; {runner.squares_x} x {runner.squares_y}{' legacy' if runner.legacy else ''} fits as "
@@ -317,17 +392,66 @@ def diagnose_board_mismatch(images: list[NDArray[np.uint8]], board: BoardSpec) -
                      f"(squares_x x squares_y), legacy = {str(top.legacy).lower()}: {evidence}; measured "
                      f"marker_length / square_length = {top.ratio:.3f} (about +-0.04); OpenCV finds {top.corners} ChArUco "
                      f"corners in the sampled frames with the suggested board.")
-        if top.squares_y % 2 == 0:
-            alt = BoardSpec("charuco", top.squares_x, top.squares_y, suggestion.square_length,
-                            suggestion.marker_length, dictionary, best.inverted, not top.legacy, src)
-            lines.append(f"With legacy = {str(not top.legacy).lower()} it finds {count_charuco_corners(frames, alt)} "
+        if m.other_legacy_corners >= 0:
+            lines.append(f"With legacy = {str(not top.legacy).lower()} it finds {m.other_legacy_corners} "
                          "corners (the legacy layout, OpenCV < 4.6 and calib.io, differs for an even row count).")
-    differences = _differences(board, best, dictionary, suggestion)
+    differences = _differences(board, m.changes)
     lines.append(differences)
-    if suggestion is not None and differences.startswith("Differences"):
+    if m.suggestion is not None and m.changes:
         lines.append("Suggested [board] table (square_length kept from the file: measure one printed square "
-                     "with a ruler, in metres):\n" + _toml(suggestion))
+                     "with a ruler, in metres):\n" + _toml(m.suggestion))
     return "\n".join(lines)
+
+
+def summarise_board_mismatch(images: list[NDArray[np.uint8]], board: BoardSpec, cameras: str = "") -> str:
+    """The diagnosis for a whole rig in a few lines: what was seen, the board it fits, the fields to change.
+
+    Args:
+        images: gray or BGR frames, from one or several cameras that did not find the board (at
+            most :data:`MAX_FRAMES`, spread evenly, are examined).
+        board: the board file's board (``board.source`` names the file).
+        cameras: which cameras the frames came from, for the message (e.g. ``"cam3, cam7"``).
+    Returns:
+        Two or three lines: the markers seen (dictionary family, polarity, ids), the board they
+        fit (squares, legacy layout, marker/square ratio, corners OpenCV then finds), and
+        ``Change in FILE: field = value (now value); ...`` or why nothing in the file is wrong.
+    """
+    m = analyse_board_mismatch(images, board)
+    src = board.source
+    where = f" ({m.frames} frames of {cameras})" if cameras else f" ({m.frames} frames)"
+    best = m.best
+    if best is None:
+        return f"Seen instead{where}: nothing." + _no_markers_tail(board, m.frames) + "."
+    polarity = "white on black" if best.inverted else "black on white"
+    lines = [f"Seen instead{where}: markers of the {best.family} dictionary family printed {polarity}, "
+             f"{_id_summary(best.ids)}."]
+    if m.top is not None and m.suggestion is not None:
+        top = m.top
+        fit = (f"They fit a ChArUco board of {top.squares_x} x {top.squares_y} squares, legacy = "
+               f"{str(top.legacy).lower()}, marker_length / square_length about {top.ratio:.2f}: OpenCV finds "
+               f"{top.corners} corners with it")
+        if m.other_legacy_corners >= 0:
+            fit += f" ({m.other_legacy_corners} with legacy = {str(not top.legacy).lower()})"
+        lines.append(fit + ".")
+    else:
+        need = best.ids[-1] + 1
+        lines.append(f"Too few markers per frame to tell the layout: ids 0 to {best.ids[-1]} need at least {need} "
+                     f"markers (squares_x * squares_y / 2, e.g. {_shape_examples(need)}).")
+    if m.changes:
+        lines.append(f"Change in {src}: " + "; ".join(c.assignment() for c in m.changes) + ".")
+    else:
+        lines.append(f"The markers agree with {src}: the board was probably too small, blurred, partly hidden or "
+                     "seen too obliquely; film it closer and fill more of the image.")
+    return "\n".join(lines)
+
+
+def _no_markers_tail(board: BoardSpec, n_frames: int) -> str:
+    tail = (" No ArUco/AprilTag markers of any OpenCV dictionary were seen either, in either polarity, in "
+            f"{n_frames} sampled frames: check that the board is in view, in focus and well lit")
+    if board.type == "checkerboard":
+        tail += (f", and that corners_x = {board.corners_x} and corners_y = {board.corners_y} count the "
+                 "inner corners (squares - 1) of the printed checkerboard")
+    return tail
 
 
 def _shape_examples(need: int) -> str:
@@ -336,35 +460,78 @@ def _shape_examples(need: int) -> str:
     return ", ".join(shapes) if shapes else f"{need * 2} squares"
 
 
-def _differences(board: BoardSpec, scan: MarkerScan, dictionary: str, suggestion: BoardSpec | None) -> str:
-    """One sentence listing what the board file gets wrong."""
-    diffs = []
+def _toml_bool(value: bool) -> str:
+    return str(bool(value)).lower()
+
+
+def field_changes(board: BoardSpec, scan: MarkerScan, dictionary: str,
+                  suggestion: BoardSpec | None) -> list[FieldChange]:
+    """The fields of ``board``'s file that the markers seen contradict, in file order.
+
+    Args:
+        board: the board file's board; scan: the markers seen (best dictionary and polarity);
+        dictionary: the dictionary suggested; suggestion: the board the markers fit, or None.
+    """
+    out: list[FieldChange] = []
     if board.type != "charuco":
-        diffs.append("type = \"checkerboard\" but the printed board carries markers (type = \"charuco\")")
-    else:
-        if _family_of(board.dictionary) != scan.family or board.dictionary != dictionary:
-            diffs.append(f"dictionary = \"{board.dictionary}\" but the markers are {scan.family} (use \"{dictionary}\")")
-        if board.inverted != scan.inverted:
-            diffs.append(f"inverted = {str(board.inverted).lower()} but the print is "
-                         f"{'white on black' if scan.inverted else 'black on white'} "
-                         f"(inverted = {str(scan.inverted).lower()}; detection tries both, so this alone is harmless)")
-    if suggestion is not None and board.type == "charuco":
-        if (board.squares_x, board.squares_y) != (suggestion.squares_x, suggestion.squares_y):
-            diffs.append(f"squares_x x squares_y = {board.squares_x} x {board.squares_y} but the markers fit "
-                         f"{suggestion.squares_x} x {suggestion.squares_y}")
-        if board.legacy != suggestion.legacy:
-            diffs.append(f"legacy = {str(board.legacy).lower()} but the markers fit legacy = "
-                         f"{str(suggestion.legacy).lower()}")
+        out.append(FieldChange("type", '"checkerboard"', '"charuco"', "the printed board carries markers"))
+        if suggestion is not None:  # a ChArUco table needs all its fields: every one is new
+            s = suggestion
+            out += [FieldChange("squares_x, squares_y", "unset", f"{s.squares_x}, {s.squares_y}", "the markers' layout"),
+                    FieldChange("marker_length", "unset", f"{s.marker_length:g}", "measured marker/square ratio"),
+                    FieldChange("dictionary", "unset", f'"{s.dictionary}"', f"the markers are {scan.family}")]
+            if board.inverted != s.inverted:
+                out.append(FieldChange("inverted", _toml_bool(board.inverted), _toml_bool(s.inverted), "the print"))
+            out.append(FieldChange("legacy", "unset", _toml_bool(s.legacy), "the markers' layout"))
+        return out
+    if suggestion is not None and (board.squares_x, board.squares_y) != (suggestion.squares_x, suggestion.squares_y):
+        swapped = (board.squares_x, board.squares_y) == (suggestion.squares_y, suggestion.squares_x)
+        out.append(FieldChange("squares_x, squares_y", f"{board.squares_x}, {board.squares_y}",
+                               f"{suggestion.squares_x}, {suggestion.squares_y}",
+                               "rows and columns swapped" if swapped else "the markers fit another layout"))
+    if _family_of(board.dictionary) != scan.family or board.dictionary != dictionary:
+        out.append(FieldChange("dictionary", f'"{board.dictionary}"', f'"{dictionary}"',
+                               f"the markers are {scan.family}"))
+    if suggestion is not None:
         file_ratio = board.marker_length / board.square_length
         got = suggestion.marker_length / suggestion.square_length
         if abs(file_ratio - got) > 1e-9:
-            diffs.append(f"marker_length / square_length = {file_ratio:.3f} but the markers measure about {got:.2f} "
-                         f"(marker_length = {suggestion.marker_length:g} m for square_length = "
-                         f"{suggestion.square_length:g} m)")
-    if not diffs:
+            out.append(FieldChange("marker_length", f"{board.marker_length:g}", f"{suggestion.marker_length:g}",
+                                   f"marker_length / square_length = {file_ratio:.3f} but the markers measure about "
+                                   f"{got:.2f} (square_length = {suggestion.square_length:g} m)"))
+    if board.inverted != scan.inverted:
+        out.append(FieldChange("inverted", _toml_bool(board.inverted), _toml_bool(scan.inverted),
+                               f"the print is {'white on black' if scan.inverted else 'black on white'}; detection "
+                               "tries both, so this alone is harmless"))
+    if suggestion is not None and board.legacy != suggestion.legacy:
+        out.append(FieldChange("legacy", _toml_bool(board.legacy), _toml_bool(suggestion.legacy),
+                               "the markers sit where the " + ("legacy (OpenCV < 4.6, calib.io)" if suggestion.legacy
+                                                               else "current (OpenCV >= 4.6)") + " layout puts them"))
+    return out
+
+
+def _differences(board: BoardSpec, changes: list[FieldChange]) -> str:
+    """One sentence listing what the board file gets wrong."""
+    if not changes:
         return (f"The markers agree with {board.source}; the board was probably too small, blurred, partly hidden "
                 "or seen too obliquely: film it closer and fill more of the image.")
-    return f"Differences from {board.source}: " + "; ".join(diffs) + "."
+    text = []
+    for c in changes:
+        if c.field == "squares_x, squares_y":
+            text.append(f"squares_x x squares_y = {c.now.replace(', ', ' x ')} but the markers fit "
+                        f"{c.suggested.replace(', ', ' x ')}")
+        elif c.field == "dictionary":
+            text.append(f"dictionary = {c.now} but {c.why} (use {c.suggested})")
+        elif c.field == "type":
+            text.append(f"type = {c.now} but {c.why} (type = {c.suggested})")
+        elif c.field == "marker_length":
+            text.append(f"{c.why.split(' (')[0]} (marker_length = {c.suggested} m for square_length = "
+                        f"{board.square_length:g} m)")
+        elif c.field == "inverted":
+            text.append(f"inverted = {c.now} but {c.why.split(';')[0]} (inverted = {c.suggested};{c.why.split(';')[1]})")
+        else:
+            text.append(f"{c.field} = {c.now} but the markers fit {c.field} = {c.suggested}")
+    return f"Differences from {board.source}: " + "; ".join(text) + "."
 
 
 def _toml(board: BoardSpec) -> str:

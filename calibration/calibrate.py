@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from posestudio.capture.sources import FrameSource, SourceError
 from posestudio.core.arrays import FloatArray, IntArray
@@ -24,7 +29,7 @@ from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import matrix_to_rodrigues, rodrigues_to_matrix
 
 from .board import BoardSpec
-from .board_diagnose import diagnose_board_mismatch
+from .board_diagnose import MAX_FRAMES, summarise_board_mismatch
 from .detect import CameraDetections, detect_in_frames
 from .errors import CalibrationFailure, CalibrationInputError
 from .extrinsics_init import ExtrinsicInit, initialise_extrinsics
@@ -83,7 +88,7 @@ class CalibrationOptions:
         refine_intrinsics: refine intrinsics in the global adjustment.
         fps: frame rate for converting offsets to seconds (None: from the videos, else 30).
         seed: seed for every sampled choice.
-        workers: parallel detection threads (0: one per core).
+        workers: parallel detection threads, one recording each (0: one per core).
 
     ``posestudio calibrate`` reads its defaults from here.
     """
@@ -121,9 +126,36 @@ class CalibrationResult:
 
 
 # --------------------------------------------------------------------------- detection
+def detection_workers(n_recordings: int, workers: int = 0) -> int:
+    """Threads for detecting in ``n_recordings`` recordings: ``workers`` (0: one per core this
+    process may use), never more than there are recordings."""
+    if workers < 0:
+        raise CalibrationInputError(f"workers must be 0 (one per core) or more, got {workers}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n_recordings, workers or cores))
+
+
+@contextmanager
+def _opencv_threads(n: int) -> Iterator[None]:
+    """OpenCV's own thread count set to ``n`` inside the block (process-wide), restored after."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
                    progress: Progress | None = _stderr_progress) -> tuple[list[CameraDetections], float | None]:
-    """Detect the board in every frame of every recording (threads over cameras).
+    """Detect the board in every frame of every recording, recordings in parallel.
+
+    ``workers`` threads (0: one per usable core, at most one per recording) each take one
+    recording at a time and stream its frames through the detector: memory stays bounded by one
+    decoded frame per thread plus the detections (a few kB per board view), whatever the number
+    or length of the recordings. Decoding and detection run in OpenCV, which releases the GIL, so
+    the threads use the cores; OpenCV's own thread pool is set to one thread meanwhile (with two
+    levels of threads on few cores, measured 1.3x slower). One recording keeps OpenCV's threads.
 
     Returns:
         ``(detections per camera in input order, fps of the first video or None)``.
@@ -139,68 +171,134 @@ def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
     if dup:
         raise CalibrationInputError(f"two inputs give the same camera name {dup}: camera names come from the "
                                     "file or folder stem and must be unique")
-    total = {"done": 0}
     t0 = time.perf_counter()
-
-    def run(src):
-        def frames():
-            for i, img in src.frames(gray=True):
-                total["done"] += 1
-                if progress and total["done"] % 100 == 0:
-                    progress(f"  detecting: {total['done']} frames read ({time.perf_counter() - t0:.0f} s)")
-                yield i, img
-        return detect_in_frames(src.name, frames(), board)
-
-    n_workers = workers or min(len(sources), os.cpu_count() or 1)
+    n_workers = detection_workers(len(sources), workers)
     if progress:
         progress(f"detecting the board in {len(sources)} recordings ({n_workers} threads)")
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        dets = list(pool.map(run, sources))
+    finished, frames_read, last_said = [0], [0], [t0]
+    lock = threading.Lock()
+
+    def counted(src: FrameSource) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        """The recording's frames, with a progress line at most every 10 s over all threads."""
+        for item in src.frames(gray=True):
+            with lock:
+                frames_read[0] += 1
+                now = time.perf_counter()
+                if progress and now - last_said[0] >= 10.0:
+                    last_said[0] = now
+                    progress(f"  detecting: {frames_read[0]} frames read ({now - t0:.0f} s)")
+            yield item
+
+    def run(src: FrameSource) -> CameraDetections:
+        det = detect_in_frames(src.name, counted(src), board)
+        with lock:
+            finished[0] += 1
+            if progress:
+                progress(f"  {det.name}: board in {len(det.observations)}/{det.n_frames} frames "
+                         f"({finished[0]}/{len(sources)} recordings, {time.perf_counter() - t0:.0f} s)")
+        return det
+
+    if n_workers == 1:
+        dets = [run(src) for src in sources]
+    else:
+        with _opencv_threads(1), ThreadPoolExecutor(max_workers=n_workers) as pool:
+            dets = list(pool.map(run, sources))
     counts = {d.name: d.n_frames for d in dets}
     if len(set(counts.values())) > 1:
         listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
         raise CalibrationInputError(
             f"the recordings have different frame counts ({listing}); frames are paired by index, so every "
             "camera must have the same number of frames (trim the longer recordings to the common span)")
-    if progress:
-        for d in dets:
-            progress(f"  {d.name}: board in {len(d.observations)}/{d.n_frames} frames")
     return dets, next((s.fps() for s in sources if s.is_video), None)
 
 
-def _diagnosis(path: Path | None, board: BoardSpec) -> str:
-    """What the frames of a recording suggest about the printed board ('' when unavailable)."""
-    if path is None:
-        return ""
-    imgs = [img for k, (_, img) in enumerate(FrameSource.open(path).frames()) if k % 5 == 0][:10]
-    return diagnose_board_mismatch(imgs, board)
+def camera_list(names: list[str], limit: int = 8) -> str:
+    """Camera names for a message: all of them up to ``limit``, else the first ones and how many more."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit - 2]) + f", ... {names[-1]} ({len(names)} cameras)"
 
 
-def _check_detections(dets: list[CameraDetections], board: BoardSpec, paths: list[Path] | None) -> list[str]:
-    """Raise for cameras that never saw the board (all named, with a diagnosis); return warnings."""
-    warnings = []
-    problems = []
-    for i, d in enumerate(dets):
-        if d.inverted_frames:
-            warnings.append(f"camera {d.name}: the board's markers were found only with inverted polarity in "
-                            f"{len(d.inverted_frames)} frames; the board file says inverted = "
-                            f"{str(board.inverted).lower()}: set inverted = {str(not board.inverted).lower()}")
-        if d.observations:
+def _read_frames(path: Path, wanted: list[int]) -> list[NDArray[np.uint8]]:
+    """The gray frames ``wanted`` (sorted indices) of a recording, streamed: only those are kept."""
+    want, out = set(wanted), []
+    for i, img in FrameSource.open(path).frames(gray=True):
+        if i in want:
+            out.append(img)
+            if len(out) == len(want):
+                break
+    return out
+
+
+def _diagnosis_frames(dets: list[CameraDetections], failed: list[int], paths: list[Path] | None,
+                      n_frames: int = MAX_FRAMES, n_cameras: int = 3) -> tuple[list[NDArray[np.uint8]], list[str]]:
+    """A few frames of a few cameras that did not find the board, for :func:`summarise_board_mismatch`.
+
+    Cameras that saw most markers of the board file's dictionary come first, and their frames with
+    markers; otherwise frames spread over the recording. Returns ``(gray frames, camera names)``.
+    """
+    if not paths:
+        return [], []
+    order = sorted(failed, key=lambda i: -len(dets[i].marker_frames))[:n_cameras]
+    per = -(-n_frames // len(order))
+    images, used = [], []
+    for i in order:
+        d = dets[i]
+        pool = d.marker_frames or list(range(d.n_frames))
+        if not pool:
             continue
-        msg = f"camera {d.name}: no board found in any of its {d.n_frames} frames"
-        if d.marker_ids_seen:
-            msg += (f", although ArUco markers of {board.dictionary} with ids {sorted(d.marker_ids_seen)[:30]} were "
-                    "seen: the board file probably does not match the printed board")
-        elif board.type == "charuco":
-            msg += f"; no ArUco marker of {board.dictionary} was seen either"
-        if board.type == "charuco" and not problems:  # one diagnosis is enough: it is the same board
-            hint = _diagnosis(paths[i] if paths else None, board)
-            if hint:
-                msg += "\n" + hint
-        problems.append(msg)
-    if problems:
-        raise CalibrationFailure("\n".join(problems))
-    return warnings
+        pick = sorted({pool[int(k)] for k in np.linspace(0, len(pool) - 1, min(per, len(pool))).round()})
+        got = _read_frames(paths[i], pick)
+        if got:
+            images.extend(got)
+            used.append(d.name)
+    return images, used
+
+
+def check_detections(dets: list[CameraDetections], board: BoardSpec, paths: list[Path] | None) -> list[str]:
+    """Raise when cameras never saw the board, in a few lines for the whole rig; return warnings.
+
+    The failure names every camera without the board (grouped), says whether markers of the board
+    file's dictionary were seen, and adds :func:`summarise_board_mismatch` of a few frames of a
+    few of those cameras: the dictionary, ids and layout seen and the board-file fields to change.
+    A board found only with the other polarity than the file says is one warning for the rig.
+    """
+    src = board.source
+    warnings = []
+    flipped = [d.name for d in dets if d.inverted_frames]
+    if flipped:
+        print_is = "white on black" if not board.inverted else "black on white"
+        warnings.append(f"{src}: the board was found only with inverted polarity (printed {print_is}) by cameras "
+                        f"{camera_list(flipped)} ({len(flipped)} of {len(dets)}); detection tries both, but set "
+                        f"inverted = {str(not board.inverted).lower()} in {src}")
+    failed = [i for i, d in enumerate(dets) if not d.observations]
+    if not failed:
+        return warnings
+    names = [dets[i].name for i in failed]
+    counts = sorted({dets[i].n_frames for i in failed})
+    if len(failed) == 1:
+        lines = [f"camera {names[0]}: no board found in any of its {counts[0]} frames"]
+    else:
+        each = f"{counts[0]} each" if len(counts) == 1 else f"{counts[0]} to {counts[-1]} each"
+        lines = [f"cameras {camera_list(names)}: no board found in any of their frames ({len(failed)} of "
+                 f"{len(dets)} cameras, {each})"]
+    found = [d.name for d in dets if d.observations]
+    if found:
+        lines[0] += f"; the board was found by {camera_list(found)}"
+    if board.type == "charuco":
+        seen_by = [i for i in failed if dets[i].marker_ids_seen]
+        if seen_by:
+            ids = sorted(set().union(*(dets[i].marker_ids_seen for i in seen_by)))
+            who = "" if len(failed) == 1 else f" by {len(seen_by)} of them"
+            lines.append(f"ArUco markers of {board.dictionary} with {len(ids)} ids from {ids[0]} to {ids[-1]} were "
+                         f"seen{who}: the board file probably does not match the printed board")
+        else:
+            lines.append(f"no ArUco marker of {board.dictionary} was seen " + ("either" if len(failed) == 1
+                                                                              else "by any of them"))
+    images, used = _diagnosis_frames(dets, failed, paths)
+    if images:
+        lines.append(summarise_board_mismatch(images, board, ", ".join(used)))
+    raise CalibrationFailure("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- solver steps
@@ -348,7 +446,7 @@ def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
     fps = float(fps or DEFAULT_FPS)
     say = progress or (lambda _m: None)
     timing = StageTimes()
-    warnings = _check_detections(dets, board, paths)
+    warnings = check_detections(dets, board, paths)
     names = [d.name for d in dets]
 
     # 1. intrinsics ----------------------------------------------------------------------------

@@ -228,6 +228,8 @@ class CameraDetections:
         inverted_frames: frames where markers were found only with the other polarity than the
             board file states.
         marker_ids_seen: every ArUco id seen in any frame (diagnostics for a wrong board file).
+        marker_frames: frames where markers of the board's dictionary were seen but no board
+            (where a diagnosis of a wrong board file looks first).
     """
 
     name: str
@@ -237,6 +239,7 @@ class CameraDetections:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     inverted_frames: list[int] = field(default_factory=list)
     marker_ids_seen: set[int] = field(default_factory=set)
+    marker_frames: list[int] = field(default_factory=list)
 
     def by_frame(self) -> dict[int, BoardObservation]:
         return {o.frame: o for o in self.observations}
@@ -249,6 +252,7 @@ def detect_in_frames(name: str, frames, board: BoardSpec) -> CameraDetections:
     rejected: list[tuple[int, str]] = []
     inverted: list[int] = []
     seen: set[int] = set()
+    marker_frames: list[int] = []
     size = (0, 0)
     n = 0
     for idx, img in frames:
@@ -260,6 +264,8 @@ def detect_in_frames(name: str, frames, board: BoardSpec) -> CameraDetections:
             inverted.append(idx)
         if res.observation is None:
             rejected.append((idx, res.reason))
+            if res.marker_ids.size:
+                marker_frames.append(idx)
         else:
             obs.append(res.observation)
-    return CameraDetections(name, size, n, obs, rejected, inverted, seen)
+    return CameraDetections(name, size, n, obs, rejected, inverted, seen, marker_frames)

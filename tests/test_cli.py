@@ -94,8 +94,8 @@ def test_camera_without_board_is_named(tmp_path):
     out = run("calibrate", "--board", str(tmp_path / "board.toml"), "--out", str(tmp_path / "rig.toml"), str(a),
               str(b))
     _no_traceback(out)
-    assert "camera north: no board found in any of its 2 frames" in out.stderr
-    assert "camera south: no board found" in out.stderr
+    # Both cameras named in one line for the rig, not one block per camera.
+    assert "cameras north, south: no board found in any of their frames (2 of 2 cameras, 2 each)" in out.stderr
 
 
 # --------------------------------------------------------------------------- user errors and bugs

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from posestudio.calibration.board import load_board
 from posestudio.core.errors import InputError
+from posestudio.synthetic.studio_rig import LAYOUTS
 
 EXAMPLE = """example:
   posestudio synth rig /tmp/synth --cameras 4 --frames 150 --size 1920x1080 --seed 0 --offsets-ms 0,3,-5,8
+  posestudio synth rig /tmp/studio32 --cameras 32 --layout overhead --frames 240 --size 1280x720
 
 writes OUT_DIR/cam0.mp4 ... (or cam0/000000.png ... with --images), board.toml,
 truth_rig.toml (true cameras; time_offset per camera in seconds) and truth.json (board poses,
@@ -31,7 +33,9 @@ class SynthRigOptions:
         offsets_s: per-camera time offsets, seconds, ``"random"`` or None (all 0);
         board: board TOML file (None: ChArUco 7 x 5, 8 cm); images: PNG folders instead of mp4;
         distortion: lens distortion, one of :data:`DISTORTIONS`; fisheye: fisheye lenses;
-        blur: motion blur; noise: sensor noise sigma, grey levels; workers: processes (None: CPU count).
+        blur: motion blur; noise: sensor noise sigma, grey levels; workers: processes (None: CPU count);
+        layout: ``"ring"`` (cameras around the volume) or ``"overhead"`` (every other camera
+        overhead, looking down).
     """
 
     cameras: int = 4
@@ -47,6 +51,7 @@ class SynthRigOptions:
     blur: bool = True
     noise: float = 2.0
     workers: int | None = None
+    layout: str = "ring"
 
     def check(self) -> None:
         """Raise :class:`InputError` naming an option whose value cannot be used."""
@@ -60,6 +65,8 @@ class SynthRigOptions:
             raise InputError(f"--noise must be zero or more grey levels, got {self.noise}")
         if self.workers is not None and self.workers < 1:
             raise InputError(f"--workers must be at least 1, got {self.workers}")
+        if self.layout not in LAYOUTS:
+            raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if isinstance(self.offsets_s, list) and len(self.offsets_s) != self.cameras:
             raise InputError(f"--offsets-ms has {len(self.offsets_s)} values for {self.cameras} cameras")
 
@@ -113,6 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rig.add_argument("--noise", type=float, default=d.noise,
                      help=f"sensor noise sigma, grey levels (default {d.noise:g})")
     rig.add_argument("--workers", type=int, default=d.workers, help="parallel processes (default: CPU count)")
+    rig.add_argument("--layout", choices=LAYOUTS, default=d.layout,
+                     help="ring: cameras around the volume; overhead: every other camera overhead, looking down "
+                          f"(default {d.layout})")
     rig.set_defaults(func=run_rig)
     _register_performance(sub)
 
@@ -122,7 +132,7 @@ def options_from_args(args: argparse.Namespace) -> SynthRigOptions:
     return SynthRigOptions(cameras=args.cameras, frames=args.frames, fps=args.fps, size=args.size, seed=args.seed,
                            offsets_s=args.offsets_ms, board=args.board, images=args.images,
                            distortion=args.distortion, fisheye=args.fisheye, blur=args.blur, noise=args.noise,
-                           workers=args.workers)
+                           workers=args.workers, layout=args.layout)
 
 
 def run_rig(args: argparse.Namespace) -> int:
@@ -136,7 +146,7 @@ def run_rig(args: argparse.Namespace) -> int:
     session = write_synthetic_session(
         args.out_dir, n_cameras=o.cameras, n_frames=o.frames, fps=o.fps, image_size=o.size, seed=o.seed,
         time_offsets_s=o.offsets_s, blur=o.blur, noise_sigma=o.noise, video=not o.images, board=board,
-        distortion=o.distortion, fisheye=o.fisheye, workers=o.workers)
+        distortion=o.distortion, fisheye=o.fisheye, workers=o.workers, layout=o.layout)
     n = session.visible_corner_counts()
     for i, cam in enumerate(session.rig.cameras):
         print(f"{cam.name}: {session.paths[cam.name]}  offset {cam.time_offset * 1000:+.2f} ms  "

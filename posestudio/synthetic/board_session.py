@@ -319,7 +319,7 @@ def synthesize(n_cameras: int = 4, n_frames: int = 150, fps: float = 30.0,
                rig: CameraRig | None = None, trajectory: BoardTrajectory | None = None,
                exposure_fraction: float = 0.25, supersample: int = 2, vignetting: float = 0.25,
                workers: int | None = 1, out_paths: list[Path] | None = None, video: bool = True,
-               ) -> SyntheticSession:
+               layout: str = "ring") -> SyntheticSession:
     """Make a synthetic take (frames in memory unless ``out_paths`` are given).
 
     See :func:`write_synthetic_session` for the arguments; ``rig`` and ``trajectory`` override
@@ -328,7 +328,8 @@ def synthesize(n_cameras: int = 4, n_frames: int = 150, fps: float = 30.0,
     start = time.perf_counter()
     board = board or default_board()
     if rig is None:
-        rig = make_studio_rig(n_cameras, image_size, seed=seed, distortion=distortion, fisheye=fisheye)
+        rig = make_studio_rig(n_cameras, image_size, seed=seed, distortion=distortion, fisheye=fisheye,
+                              layout=layout)
         offsets = _parse_offsets(time_offsets_s, len(rig), fps, seed)
     else:
         offsets = (np.array([c.time_offset for c in rig.cameras]) if time_offsets_s is None
@@ -356,7 +357,7 @@ def write_synthetic_session(out_dir: str | Path, n_cameras: int = 4, n_frames: i
                             noise_sigma: float = 2.0, video: bool = True, board: BoardSpec | None = None,
                             distortion: str = "strong", fisheye: bool = False, rig: CameraRig | None = None,
                             exposure_fraction: float = 0.25, supersample: int = 2, vignetting: float = 0.25,
-                            workers: int | None = None) -> SyntheticSession:
+                            workers: int | None = None, layout: str = "ring") -> SyntheticSession:
     """Generate a synthetic multi-camera take with ground truth into ``out_dir``.
 
     Args:
@@ -376,6 +377,8 @@ def write_synthetic_session(out_dir: str | Path, n_cameras: int = 4, n_frames: i
         rig: use this rig instead of generating one.
         exposure_fraction, supersample, vignetting: see :class:`RenderSettings`.
         workers: parallel processes (default: one per camera up to the CPU count).
+        layout: camera layout, ``"ring"`` or ``"overhead"`` (see :func:`make_studio_rig`; ignored
+            when ``rig`` is given).
     Returns:
         The :class:`SyntheticSession` (``paths`` lists the files).
     """
@@ -387,7 +390,7 @@ def write_synthetic_session(out_dir: str | Path, n_cameras: int = 4, n_frames: i
     outs = [out / (f"{name}.mp4" if video else name) for name in names]
     session = synthesize(n_cameras, n_frames, fps, image_size, seed, time_offsets_s, blur, noise_sigma, board,
                          distortion, fisheye, rig, None, exposure_fraction, supersample, vignetting, workers,
-                         outs, video)
+                         outs, video, layout)
     session.out_dir = out
     session.paths = {name: p for name, p in zip(names, outs)}
     board_path = out / "board.toml"

@@ -15,6 +15,12 @@ from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import rodrigues_to_matrix
 
 DISTORTION_LEVELS = ("strong", "mild", "none")
+#: Camera layouts of :func:`make_studio_rig`: one ring, or a ring whose every other camera hangs
+#: overhead (higher, closer in, looking down steeply).
+LAYOUTS = ("ring", "overhead")
+#: Height range of the overhead cameras, metres, and their radius as a fraction of the ring's.
+OVERHEAD_HEIGHT = (3.0, 3.5)
+OVERHEAD_RADIUS_SCALE = 0.7
 WORLD_FRAME = "synthetic studio: right-handed, Z up, metres; volume centre near (0, 0, 1)"
 
 
@@ -101,12 +107,16 @@ def make_studio_rig(n_cameras: int = 4, image_size: tuple[int, int] = (1920, 108
                     radius: tuple[float, float] = (3.0, 4.0), height: tuple[float, float] = (1.5, 2.5),
                     target: tuple[float, float, float] = (0.0, 0.0, 1.0), seed: int = 0,
                     distortion: str = "strong", fisheye: bool = False,
-                    focal_range: tuple[float, float] | None = None, perturb_deg: float = 3.0) -> CameraRig:
+                    focal_range: tuple[float, float] | None = None, perturb_deg: float = 3.0,
+                    layout: str = "ring") -> CameraRig:
     """A seeded, deterministic ring of cameras around a capture volume.
 
     Cameras stand at evenly spread azimuths (jittered by up to a quarter of the spacing), at
     ``radius`` metres from the volume's vertical axis and ``height`` metres high, looking at
     ``target`` perturbed by small random yaw/pitch (``perturb_deg``) and roll (``1.5 * perturb_deg``).
+    With ``layout="overhead"`` every odd-numbered camera hangs overhead instead: at
+    :data:`OVERHEAD_HEIGHT` metres and :data:`OVERHEAD_RADIUS_SCALE` times its ring radius, so it
+    looks down at about 40 degrees (same random draws: the even cameras are those of the ring).
 
     Intrinsics vary per camera: focal length ``focal_range`` x image width (default 0.7-1.0 for
     pinhole lenses, 0.45-0.6 for fisheye), ``fy`` within 0.3 % of ``fx``, principal point off
@@ -131,11 +141,14 @@ def make_studio_rig(n_cameras: int = 4, image_size: tuple[int, int] = (1920, 108
         fisheye: equidistant fisheye lenses (``cv2.fisheye`` model, 4 coefficients).
         focal_range: focal length range as a fraction of the image width.
         perturb_deg: size of the random aiming errors, degrees.
+        layout: one of :data:`LAYOUTS`.
     Returns:
         The ground-truth :class:`CameraRig` (``time_offset`` 0; see the session writer).
     """
     if distortion not in DISTORTION_LEVELS:
         raise ValueError(f"distortion must be one of {DISTORTION_LEVELS}, got {distortion!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if n_cameras < 1:
         raise ValueError(f"n_cameras must be >= 1, got {n_cameras}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5CE7E]))
@@ -149,7 +162,12 @@ def make_studio_rig(n_cameras: int = 4, image_size: tuple[int, int] = (1920, 108
     for i in range(n_cameras):
         az = az0 + i * spacing + rng.uniform(-0.25, 0.25) * spacing
         rad = rng.uniform(*radius)
-        center = np.array([rad * np.cos(az), rad * np.sin(az), rng.uniform(*height)])
+        z = rng.uniform(*height)
+        if layout == "overhead" and i % 2 == 1:  # same draws, mapped onto the overhead band
+            rad *= OVERHEAD_RADIUS_SCALE
+            z = OVERHEAD_HEIGHT[0] + (z - height[0]) / max(height[1] - height[0], 1e-9) * (
+                OVERHEAD_HEIGHT[1] - OVERHEAD_HEIGHT[0])
+        center = np.array([rad * np.cos(az), rad * np.sin(az), z])
         rot = look_at(center, target)
         yaw, pitch, roll = np.radians(rng.uniform(-1, 1, 3) * perturb_deg * np.array([1.0, 1.0, 1.5]))
         # Perturbations about the camera's own axes: pitch about x, yaw about y, roll about z.
@@ -169,7 +187,7 @@ def make_studio_rig(n_cameras: int = 4, image_size: tuple[int, int] = (1920, 108
             raise ValueError("could not draw a monotonic lens for this image size and focal range")
         cameras.append(Camera(f"cam{i}", (w, h), k, dist, rot, -rot @ center, model))
     meta = {"world_frame": WORLD_FRAME, "generator": "posestudio.synthetic.make_studio_rig",
-            "seed": int(seed), "distortion": distortion, "fisheye": bool(fisheye)}
+            "seed": int(seed), "distortion": distortion, "fisheye": bool(fisheye), "layout": layout}
     return CameraRig(cameras, meta)
 
 

@@ -276,3 +276,134 @@ def test_swapped_rows_and_columns_diagnosed() -> None:
     msg = diagnose_board_mismatch([img], file_says)
     assert "squares_x x squares_y = 5 x 4 but the markers fit 4 x 5" in msg
     assert "dictionary =" not in msg.split("Differences")[1].split("\n")[0]  # the dictionary is right
+
+
+# ------------------------------------------------------------------- the wrong board, for a whole rig
+# Views of the printed board from several cameras (different homographies), as image folders.
+RIG_VIEWS = [np.array([[0.95 - 0.04 * k, 0.12 - 0.05 * k, 240.0 + 40 * k], [-0.08 + 0.03 * k, 0.85, 110.0 + 15 * k],
+                       [2.5e-4 - 1e-4 * k, 1.5e-4, 1.0]]) for k in range(3)]
+
+
+def rig_folders(tmp_path: Path, printed: BoardSpec, cameras: int, frames: int = 2) -> list[Path]:
+    """``cameras`` image folders, ``frames`` rendered views of ``printed`` each (square 60 px)."""
+    folders = []
+    for c in range(cameras):
+        folder = tmp_path / f"cam{c}"
+        folder.mkdir(parents=True)
+        for f in range(frames):
+            img, _ = warped_view(printed, h=RIG_VIEWS[(c + f) % len(RIG_VIEWS)], square_px=60, seed=10 * c + f)
+            cv2.imwrite(str(folder / f"{f:06d}.png"), img)
+        folders.append(folder)
+    return folders
+
+
+def rig_failure(tmp_path: Path, printed: BoardSpec, file_says: BoardSpec, cameras: int = 6) -> str:
+    """The calibration failure of a rig filming ``printed`` with ``file_says`` as its board file."""
+    from posestudio.calibration.calibrate import calibrate_rig
+    from posestudio.calibration.errors import CalibrationFailure
+
+    with pytest.raises(CalibrationFailure) as info:
+        calibrate_rig(rig_folders(tmp_path, printed, cameras), file_says, progress=None)
+    msg = str(info.value)
+    print("\n" + msg)
+    return msg
+
+
+def test_wrong_dictionary_summarised_for_the_rig_in_a_few_lines(tmp_path: Path) -> None:
+    printed = BoardSpec("charuco", 5, 7, 0.04, 0.028, "DICT_5X5_100")
+    file_says = BoardSpec("charuco", 5, 7, 0.04, 0.028, "DICT_4X4_50", source="board.toml")
+    msg = rig_failure(tmp_path, printed, file_says)
+    lines = msg.splitlines()
+    assert len(lines) <= 5, msg  # not one block per camera
+    assert lines[0].startswith("cameras cam0, cam1, cam2, cam3, cam4, cam5: no board found") and "6 of 6" in lines[0]
+    assert sum("no board found" in ln for ln in lines) == 1
+    assert "DICT_5X5 dictionary family" in msg and "17 distinct ids from 0 to 16" in msg
+    assert "5 x 7 squares" in msg
+    assert 'Change in board.toml: dictionary = "DICT_5X5_50" (now "DICT_4X4_50").' in msg
+
+
+def test_legacy_layout_mix_up_summarised(tmp_path: Path) -> None:
+    printed = BoardSpec("charuco", 9, 6, 0.04, 0.03, "DICT_4X4_50", legacy=True)
+    file_says = BoardSpec("charuco", 9, 6, 0.04, 0.03, "DICT_4X4_50", legacy=False, source="studio.toml")
+    msg = rig_failure(tmp_path, printed, file_says, cameras=3)
+    assert len(msg.splitlines()) <= 5, msg
+    assert "ArUco markers of DICT_4X4_50 with 27 ids from 0 to 26 were seen by 3 of them" in msg
+    assert "9 x 6 squares, legacy = true" in msg and "0 with legacy = false" in msg
+    assert "Change in studio.toml: legacy = true (now false)." in msg  # the one field to change
+    # And the other way round: a current (OpenCV >= 4.6) print, a file that says legacy.
+    msg = rig_failure(tmp_path / "b", BoardSpec(**{**printed.__dict__, "legacy": False}),
+                      BoardSpec(**{**file_says.__dict__, "legacy": True}), cameras=2)
+    assert "Change in studio.toml: legacy = false (now true)." in msg
+
+
+def test_inverted_print_with_wrong_dictionary_names_both_fields(tmp_path: Path) -> None:
+    printed = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_6X6_250", inverted=True)
+    file_says = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_4X4_50", source="board.toml")
+    msg = rig_failure(tmp_path, printed, file_says, cameras=3)
+    assert len(msg.splitlines()) <= 5, msg
+    assert "printed white on black" in msg
+    change = next(ln for ln in msg.splitlines() if ln.startswith("Change in board.toml"))
+    assert 'dictionary = "DICT_6X6_50" (now "DICT_4X4_50")' in change and "inverted = true (now false)" in change
+
+
+def test_wrong_marker_size_is_harmless_alone_and_named_with_another_mistake(tmp_path: Path) -> None:
+    printed = BoardSpec("charuco", 7, 5, 0.04, 0.02, "DICT_5X5_50")  # markers half the square
+    img, truth = warped_view(printed, square_px=60)
+    # Alone, a wrong marker_length does not matter: OpenCV places the corners by marker id.
+    obs = BoardDetector(BoardSpec(**{**printed.__dict__, "marker_length": 0.034})).detect(img).observation
+    assert obs is not None and np.abs(obs.pixels - truth[obs.ids]).max() < 0.2
+    # With the dictionary wrong too, the summary names both fields.
+    file_says = BoardSpec("charuco", 7, 5, 0.04, 0.034, "DICT_4X4_50", source="board.toml")
+    msg = rig_failure(tmp_path, printed, file_says, cameras=2)
+    change = next(ln for ln in msg.splitlines() if ln.startswith("Change in board.toml"))
+    assert 'dictionary = "DICT_5X5_50" (now "DICT_4X4_50")' in change
+    length = float(re.search(r"marker_length = ([\d.]+) \(now 0\.034\)", change).group(1))
+    assert abs(length - 0.02) <= 0.04 * 0.04  # measured ratio within 0.04 of 0.5
+
+
+def test_inverted_print_is_one_warning_for_the_rig(tmp_path: Path) -> None:
+    from posestudio.calibration.calibrate import check_detections, detect_sources
+
+    printed = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_4X4_50", inverted=True)
+    file_says = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_4X4_50", source="board.toml")
+    folders = rig_folders(tmp_path, printed, cameras=5)
+    threads = cv2.getNumThreads()
+    dets, _ = detect_sources(folders, file_says, workers=2, progress=None)  # two recordings at a time
+    assert cv2.getNumThreads() == threads  # OpenCV's own threads are given back
+    assert [d.name for d in dets] == [f.name for f in folders]  # in input order
+    assert all(len(d.observations) == 2 and d.inverted_frames == [0, 1] for d in dets)
+    warnings = check_detections(dets, file_says, folders)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("board.toml: the board was found only with inverted polarity (printed white on black) "
+                                  "by cameras cam0, cam1, cam2, cam3, cam4 (5 of 5)")
+    assert warnings[0].endswith("set inverted = true in board.toml")
+
+
+def test_some_cameras_without_the_board_are_one_line(tmp_path: Path) -> None:
+    from posestudio.calibration.calibrate import check_detections
+    from posestudio.calibration.detect import CameraDetections
+    from posestudio.calibration.errors import CalibrationFailure
+
+    board = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_4X4_50", source="board.toml")
+    img, _ = warped_view(board, square_px=60)
+    seen = detect_in_frames("x", enumerate([img]), board).observations
+    dets = [CameraDetections(f"cam{c}", (1280, 720), 1, seen if c < 2 else []) for c in range(20)]
+    with pytest.raises(CalibrationFailure) as info:
+        check_detections(dets, board, None)
+    msg = str(info.value)
+    assert msg.splitlines()[0] == ("cameras cam2, cam3, cam4, cam5, cam6, cam7, ... cam19 (18 cameras): no board "
+                                   "found in any of their frames (18 of 20 cameras, 1 each); the board was found by "
+                                   "cam0, cam1")
+    assert len(msg.splitlines()) == 2 and "no ArUco marker of DICT_4X4_50 was seen by any of them" in msg
+
+
+
+def test_field_changes_for_a_checkerboard_file_name_every_charuco_field() -> None:
+    from posestudio.calibration.board_diagnose import MarkerScan, field_changes
+
+    suggestion = BoardSpec("charuco", 7, 5, 0.04, 0.03, "DICT_4X4_50", source="board.toml")
+    changes = field_changes(BoardSpec("checkerboard", 7, 5, 0.04, source="board.toml"),
+                            MarkerScan("DICT_4X4", False, []), "DICT_4X4_50", suggestion)
+    text = "; ".join(c.assignment() for c in changes)
+    assert text == ('type = "charuco" (now "checkerboard"); squares_x, squares_y = 7, 5 (now unset); marker_length = '
+                    '0.03 (now unset); dictionary = "DICT_4X4_50" (now unset); legacy = false (now unset)')

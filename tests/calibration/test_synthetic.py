@@ -66,6 +66,24 @@ def test_studio_rig_is_deterministic_and_realistic():
     assert all(cam.model == "fisheye" and cam.dist.size == 4 for cam in fish)
 
 
+def test_overhead_layout_hangs_every_other_camera_looking_down():
+    ring = make_studio_rig(8, (1280, 720), seed=3)
+    over = make_studio_rig(8, (1280, 720), seed=3, layout="overhead")
+    assert over.metadata["layout"] == "overhead"
+    for i, (a, b) in enumerate(zip(ring, over)):
+        np.testing.assert_array_equal(a.matrix, b.matrix)  # same draws: the lenses do not change
+        if i % 2 == 0:
+            np.testing.assert_allclose(a.center, b.center)
+            continue
+        assert 3.0 <= b.center[2] <= 3.5
+        np.testing.assert_allclose(np.hypot(*b.center[:2]), 0.7 * np.hypot(*a.center[:2]))
+        down = np.degrees(np.arcsin(-b.rotation[2, 2]))  # optical axis below the horizon, degrees
+        assert 30 < down < 55
+        assert np.linalg.norm(b.project(np.array([0.0, 0.0, 1.0])) - np.array([640, 360])) < 200
+    with pytest.raises(ValueError, match="layout must be one of"):
+        make_studio_rig(4, layout="dome")
+
+
 def test_trajectory_is_smooth_bounded_and_hand_held():
     board = default_board()
     traj = board_trajectory(board, 5.0, seed=1)
@@ -201,5 +219,9 @@ def test_cli_synth_rig(tmp_path: Path, capsys):
     assert rig[1].time_offset == pytest.approx(0.004)
     assert len(list((tmp_path / "o" / "cam0").glob("*.png"))) == 3
     assert main(["synth", "rig", str(tmp_path / "p"), "--cameras", "2", "--offsets-ms", "1,2,3"]) == 2
+    assert main(["synth", "rig", str(tmp_path / "over"), "--cameras", "2", "--frames", "1", "--size", "160x120",
+                 "--images", "--workers", "1", "--layout", "overhead"]) == 0
+    over = CameraRig.load(tmp_path / "over" / "truth_rig.toml")
+    assert over[0].center[2] < 2.5 and 3.0 <= over[1].center[2] <= 3.5
     with pytest.raises(SystemExit):
         main(["synth", "rig", str(tmp_path / "q"), "--size", "big"])

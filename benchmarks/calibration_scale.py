@@ -1,0 +1,220 @@
+"""Calibration at studio scale: accuracy, wall time and peak memory against the number of cameras.
+
+Run from the repository root: ``.venv/bin/python -m benchmarks.calibration --cameras 4 8 16 32``
+(several ``--cameras`` values run this sweep; one value runs the peer comparison of
+:mod:`benchmarks.calibration`). For each rig size a rendered take (``posestudio.synthetic``: a
+ring, or with ``--layout overhead`` a ring whose every other camera hangs overhead; strong lens
+distortion, motion blur, noise; the hand-held board turns once, so each board view is seen by only
+a few neighbouring cameras) is rendered once into ``--out`` and reused. Each rig size then runs in
+a fresh Python process, so its peak RSS (``resource.getrusage``, the process and any children it
+waited for) is its own: PoseStudio's board detection (timed separately), the calibration from
+those detections, and its errors against the true rig. aniposelib (its own detection included)
+runs on the same videos in another fresh process, with a time limit; the table says where it fails
+or is skipped, and why.
+
+Wall time per camera-frame is the total (detection + calibration) divided by cameras x frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from posestudio.core.rig import CameraRig
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("focal_error_pct", "principal_point_error_px", "center_error_mm", "rotation_error_deg")
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process and of its waited-for children, MiB (the larger)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0  # Linux reports KiB
+
+
+def take_folder(out: Path, layout: str, cameras: int, frames: int, size: tuple[int, int], seed: int) -> Path:
+    """Where the take of one rig size is rendered (and found again)."""
+    return out / f"{layout}{cameras}_f{frames}_{size[0]}x{size[1]}_s{seed}"
+
+
+def render(take: Path, layout: str, cameras: int, frames: int, size: tuple[int, int], seed: int) -> float:
+    """Render the take unless it is there; returns the seconds spent (0 when reused)."""
+    if (take / "truth_rig.toml").is_file():
+        return 0.0
+    # Imported here: only rendering needs the renderer.
+    from posestudio.commands.demo import studio_board
+    from posestudio.synthetic import write_synthetic_session
+
+    t0 = time.perf_counter()
+    write_synthetic_session(take, n_cameras=cameras, n_frames=frames, image_size=size, seed=seed,
+                            board=studio_board(), layout=layout, time_offsets_s="random")
+    return time.perf_counter() - t0
+
+
+def run_posestudio(take: Path, workers: int) -> dict:
+    """PoseStudio on one take (in this process): detection, calibration, errors, peak RSS."""
+    from posestudio.calibration.board import load_board
+    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections, detect_sources
+    from posestudio.calibration.compare import score_against_truth
+
+    truth = CameraRig.load(take / "truth_rig.toml")
+    board = load_board(take / "board.toml")
+    videos = [take / f"{n}.mp4" for n in truth.names]
+    t0 = time.perf_counter()
+    dets, fps = detect_sources(videos, board, workers=workers, progress=None)
+    t_det = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    res = calibrate_from_detections(dets, board, CalibrationOptions(), fps=fps, progress=None)
+    t_cal = time.perf_counter() - t1
+    sc = score_against_truth(res.rig, truth)
+    rep = res.report
+    return {"ok": True, "detection_s": t_det, "calibration_s": t_cal, "seconds": t_det + t_cal,
+            "frames": dets[0].n_frames, "board_views": sum(len(d.observations) for d in dets),
+            "corners": rep.adjustment.corners if rep.adjustment else 0,
+            "board_poses": rep.adjustment.board_poses if rep.adjustment else 0,
+            "reprojection_rms_px": rep.reprojection_rms_px, "stages": rep.timing_s.stages(),
+            "mean": sc["mean"], "worst": {k: max(c[k] for c in sc["cameras"].values()) for k in KEYS},
+            "peak_rss_mb": _peak_rss_mb(), "tree_depth": _tree_depth(rep)}
+
+
+def _tree_depth(report) -> int:
+    """Longest chain of the initialisation's spanning tree, in edges."""
+    edges = report.camera_graph.tree if report.camera_graph else []
+    parent = {child: par for par, child in edges}
+
+    def depth(n: str) -> int:
+        d = 0
+        while n in parent:
+            n, d = parent[n], d + 1
+        return d
+    return max((depth(c) for _, c in edges), default=0)
+
+
+def run_aniposelib(take: Path) -> dict:
+    """aniposelib 0.8.0 on one take (in this process): its own detection and solve, errors, peak RSS."""
+    from benchmarks.peers import aniposelib_peer
+    from posestudio.calibration.board import load_board
+    from posestudio.calibration.compare import score_against_truth
+
+    truth = CameraRig.load(take / "truth_rig.toml")
+    res = aniposelib_peer.calibrate([take / f"{n}.mp4" for n in truth.names], load_board(take / "board.toml"),
+                                    keep_log=False)
+    out = {"ok": res.ok, "seconds": res.seconds, "failure": res.failure, "version": res.version,
+           "peak_rss_mb": _peak_rss_mb()}
+    if res.ok:
+        sc = score_against_truth(res.rig, truth)
+        out["mean"] = sc["mean"]
+        out["worst"] = {k: max(c[k] for c in sc["cameras"].values()) for k in KEYS}
+    return out
+
+
+def _in_fresh_process(tool: str, take: Path, workers: int, timeout_s: float) -> dict:
+    """Run one tool on one take in a new Python process (own peak RSS); its JSON result."""
+    cmd = [sys.executable, "-m", "benchmarks.calibration_scale", "--worker", tool, str(take), "--workers", str(workers)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "seconds": time.perf_counter() - t0, "failure": f"did not finish within {timeout_s:.0f} s "
+                "(stopped)"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"ok": False, "seconds": time.perf_counter() - t0, "failure": f"exit {proc.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def _row(label: str, n: int, frames: int, r: dict) -> str:
+    if not r.get("ok"):
+        if r.get("failure", "").startswith("skipped"):
+            return f"{label:<22}{n:>5}  {r['failure']}"
+        return f"{label:<22}{n:>5}  FAILED after {r.get('seconds', 0):.0f} s: {r.get('failure', '')}"
+    m = r["mean"]
+    det = f"{r['detection_s']:>7.1f}" if "detection_s" in r else f"{'-':>7}"
+    per = r["seconds"] / (n * frames) * 1000
+    return (f"{label:<22}{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}"
+            f"{m['center_error_mm']:>10.2f}{m['rotation_error_deg']:>9.3f}{det}{r['seconds']:>8.1f}{per:>10.2f}"
+            f"{r['peak_rss_mb']:>9.0f}")
+
+
+def main(cameras: list[int], args: argparse.Namespace) -> int:
+    """The sweep over rig sizes (``benchmarks.calibration`` hands over its parsed arguments)."""
+    frames = args.frames or 240
+    size = args.size
+    out = args.out / "scale"
+    load = os.getloadavg()
+    print(f"calibration at scale: {args.layout} layout, {frames} frames a camera at {size[0]}x{size[1]}, seed "
+          f"{args.seed}, random sub-frame time offsets; {os.cpu_count()} cores, detection workers "
+          f"{args.workers or 'one per core'}; load average at start {load[0]:.2f}")
+    results = []
+    for n in cameras:
+        take = take_folder(out, args.layout, n, frames, size, args.seed)
+        t = render(take, args.layout, n, frames, size, args.seed)
+        if t:
+            print(f"  rendered {take} in {t:.0f} s", flush=True)
+        ps = _in_fresh_process("posestudio", take, args.workers, args.timeout)
+        print(f"  {n} cameras: PoseStudio {'%.1f s' % ps['seconds'] if ps.get('ok') else 'FAILED: ' + ps['failure']}",
+              flush=True)
+        if args.skip_aniposelib:
+            ani = {"ok": False, "seconds": 0.0, "failure": "skipped (--skip-aniposelib)", "version": ""}
+        elif args.aniposelib_max_cameras and n > args.aniposelib_max_cameras:
+            ani = {"ok": False, "seconds": 0.0, "failure": f"skipped: more than --aniposelib-max-cameras "
+                   f"{args.aniposelib_max_cameras}"}
+        else:
+            ani = _in_fresh_process("aniposelib", take, args.workers, args.timeout)
+        print(f"  {n} cameras: aniposelib {'%.1f s' % ani['seconds'] if ani.get('ok') else ani['failure']}", flush=True)
+        results.append((n, ps, ani))
+
+    head = (f"{'tool':<22}{'cams':>5}{'focal %':>9}{'pp px':>8}{'centre mm':>10}{'rot deg':>9}{'det s':>7}"
+            f"{'wall s':>8}{'ms/cam-fr':>10}{'RSS MB':>9}")
+    print(f"\n== rig size sweep ({args.layout}, {frames} frames a camera, {size[0]}x{size[1]}; errors are means over "
+          "cameras against the true rig; wall time includes each tool's own board detection)")
+    print(head)
+    print("-" * len(head))
+    for n, ps, ani in results:
+        print(_row("PoseStudio", n, frames, ps))
+        print(_row(f"aniposelib {ani.get('version', '')}".strip(), n, frames, ani))
+    print()
+    for n, ps, _ in results:
+        if ps.get("ok"):
+            w = ps["worst"]
+            print(f"  PoseStudio {n} cameras: {ps['board_views']} board views, {ps['corners']} corners, "
+                  f"{ps['board_poses']} board poses, reprojection RMS {ps['reprojection_rms_px']:.2f} px, spanning-tree "
+                  f"depth {ps['tree_depth']}; worst camera: focal {w['focal_error_pct']:.3f} %, pp "
+                  f"{w['principal_point_error_px']:.2f} px, centre {w['center_error_mm']:.2f} mm, rotation "
+                  f"{w['rotation_error_deg']:.3f} deg; stages: "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in ps["stages"].items() if k != "detection"))
+    ok = {n: ps for n, ps, _ in results if ps.get("ok")}
+    if len(ok) >= 2:
+        lo, hi = min(ok), max(ok)
+        second = sorted(ok)[-2]
+        worse = [k for k in KEYS if ok[hi]["mean"][k] > ok[second]["mean"][k]]
+        per = {n: ok[n]["seconds"] / (n * frames) * 1000 for n in ok}
+        print(f"\ntargets: errors at {hi} cameras no worse than at {second}: "
+              f"{'met' if not worse else 'MISSED (' + ', '.join(worse) + ')'}; wall time per camera-frame at {hi} "
+              f"cameras ({per[hi]:.2f} ms) no more than at {lo} ({per[lo]:.2f} ms): "
+              f"{'met' if per[hi] <= per[lo] else 'MISSED'}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def _worker(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", choices=("posestudio", "aniposelib"), required=True)
+    ap.add_argument("take", type=Path)
+    ap.add_argument("--workers", type=int, default=0)
+    a = ap.parse_args(argv)
+    res = run_posestudio(a.take, a.workers) if a.worker == "posestudio" else run_aniposelib(a.take)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
