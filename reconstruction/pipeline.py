@@ -59,9 +59,14 @@ def run_reconstruction(calibration: str | Path, keypoints: str | Path, out_dir: 
     rig = CameraRig.load(calibration)
     kp = read_keypoints2d(keypoints)
     result = reconstruct(rig, kp, options, str(keypoints))
+    write_reconstruction(out_dir, result, rig)
+    return result
+
+
+def write_reconstruction(out_dir: str | Path, result: ReconstructionResult, rig: CameraRig) -> None:
+    """``OUT/points3d.npz``, ``OUT/report.json`` and ``OUT/rig.toml`` (the rig used), each atomic."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_points3d(out / "points3d.npz", result.points)
     result.report.write(out / "report.json")
     rig.save(out / "rig.toml")
-    return result

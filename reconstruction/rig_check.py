@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from posestudio.calibration.rig_drift import DriftOptions, RigDrift, RigDriftError, find_moved_cameras
-from posestudio.core.keypoints_file import Keypoints2D, read_keypoints2d, write_points3d
+from posestudio.core.keypoints_file import Keypoints2D, read_keypoints2d
 from posestudio.core.rig import CameraRig
 from posestudio.models.keypoints import H36M17, keypoints_for_rig
 
 from .options import ReconstructionOptions
-from .pipeline import reconstruct
+from .pipeline import reconstruct, write_reconstruction
 from .report import ReconstructionResult
 from .swaps import H36M17_PAIRS
 
@@ -97,9 +97,5 @@ def run_reconstruction_checked(calibration: str | Path, keypoints: str | Path, o
         if refine_rig and checked.drift.moved:
             used_rig, used_kp = checked.segmented_take(rig, kp)
     result = reconstruct(used_rig, used_kp, options, str(keypoints))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_points3d(out / "points3d.npz", result.points)
-    result.report.write(out / "report.json")
-    used_rig.save(out / "rig.toml")
+    write_reconstruction(out_dir, result, used_rig)
     return result
