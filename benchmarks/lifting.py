@@ -42,7 +42,7 @@ from posestudio.models.lifting.data import MotionWindows
 from posestudio.models.lifting.evaluation import evaluate, render_test_set, score
 from posestudio.models.lifting.lifter import DEFAULT_CHECKPOINT, Lifter, body_height
 from posestudio.models.lifting.losses import TYPICAL_HEIGHT_M
-from posestudio.models.lifting.network import root_from_depth
+from posestudio.models.lifting.network import root_from_depth, weak_perspective_depth
 from posestudio.models.lifting.train import LiftingTrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,11 +70,7 @@ def prior_alone(test: dict[str, torch.Tensor], window: int) -> dict[str, float]:
     shape = torch.einsum("nij,nkj->nki", out["rotation"].double(), out["shape"].double())
     shape = shape * (TYPICAL_HEIGHT_M / torch.as_tensor(body_height(shape.numpy())))[:, None, None]
     rel = shape - shape[:, :1]
-    w = (weight > 0).double()
-    centred = rel[..., :2] - (w[..., None] * rel[..., :2]).sum(1, keepdim=True) / w.sum(1)[:, None, None]
-    r3d = ((w * centred.pow(2).sum(-1)).sum(1) / w.sum(1)).sqrt()
-    depth = r3d / radius
-    root = root_from_depth(rel, depth, xy, weight)
+    root = root_from_depth(rel, weak_perspective_depth(rel, weight, radius), xy, weight)
     return score((root[:, None] + rel).numpy(), test["truth"][:, mid].double().numpy())
 
 

@@ -8,6 +8,7 @@ result for a frame whatever run it arrives in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,28 +45,23 @@ CARRIED_CONFIDENCE = 0.25
 #: Confidence of joints interpolated across a short gap.
 GAP_FILL_CONFIDENCE = 0.3
 
-_PRIORS: dict[str, FactorizationPrior] = {}
-_LIFTERS: dict[str, Lifter] = {}
+@functools.cache
+def _loaded(kind: type, path: str):  # noqa: ANN202 - an instance of ``kind``
+    return kind.load(path)
 
 
 def load_prior(path: str | Path) -> FactorizationPrior:
     """The :class:`~posestudio.models.factorization.prior.FactorizationPrior` of a checkpoint, loaded
     once per process; a missing or foreign file raises
     :class:`~posestudio.models.checkpoints.CheckpointError` naming it."""
-    key = str(path)
-    if key not in _PRIORS:
-        _PRIORS[key] = FactorizationPrior.load(path)
-    return _PRIORS[key]
+    return _loaded(FactorizationPrior, str(path))
 
 
 def load_lifter(path: str | Path) -> Lifter:
     """The :class:`~posestudio.models.lifting.lifter.Lifter` of a ``posestudio train lifting``
     checkpoint, loaded once per process (on the GPU when there is one); a missing or foreign file
     raises :class:`~posestudio.models.checkpoints.CheckpointError` naming it."""
-    key = str(path)
-    if key not in _LIFTERS:
-        _LIFTERS[key] = Lifter.load(path)
-    return _LIFTERS[key]
+    return _loaded(Lifter, str(path))
 
 
 @dataclass

@@ -20,6 +20,7 @@ import torch
 from posestudio.core.arrays import BoolArray, FloatArray
 from posestudio.core.camera import Camera
 from posestudio.models import checkpoints
+from posestudio.models.keypoints import H36M17
 
 from .losses import HEIGHT_CHAIN
 from .network import LiftingConfig, LiftingNet
@@ -50,8 +51,6 @@ class LiftedView:
 
 def body_height(points: FloatArray) -> FloatArray:
     """``(..., 17, 3)`` H36M17 joints to ``(...)`` ankle-to-head-top height along the bones, metres."""
-    from posestudio.models.keypoints import H36M17
-
     bones = H36M17.bone_indices[HEIGHT_CHAIN]
     return np.linalg.norm(points[..., bones[:, 0], :] - points[..., bones[:, 1], :], axis=-1).sum(-1)
 
@@ -128,7 +127,7 @@ class Lifter:
             height_m: the performer's height, metres, when known (else the network's scale).
         """
         kp = np.asarray(keypoints, dtype=np.float64)
-        xy = camera.undistort_points(kp[..., :2].reshape(-1, 2)).reshape(kp.shape[:-1] + (2,))
+        xy = camera.undistort_points(kp[..., :2])
         conf = np.nan_to_num(kp[..., 2])
         weight = np.where(np.isfinite(xy).all(-1) & (conf >= min_confidence), conf, 0.0)
         cam_points, lifted = self.lift_normalised(xy, weight, fps, min_joints)

@@ -85,6 +85,24 @@ def root_from_depth(rel: Tensor, depth: Tensor, xy: Tensor, weight: Tensor) -> T
     return torch.cat([root_xy, depth[..., None]], -1)
 
 
+def weak_perspective_depth(rel: Tensor, weight: Tensor, scale: Tensor) -> Tensor:
+    """Depth at which a body of this 3D size shows this 2D size: the visible joints' RMS radius
+    across the optical axis (about their mean, as :func:`normalise_2d` measures the 2D) over the
+    2D RMS radius.
+
+    Args:
+        rel: ``(..., J, 3)`` root-relative joints, metres, camera axes; weight: ``(..., J)`` (> 0
+        where visible); scale: ``(...)`` the 2D RMS radius, normalised image units.
+    Returns:
+        ``(...)`` depth, metres.
+    """
+    w = (weight > 0).to(rel.dtype)
+    n = w.sum(-1).clamp_min(1.0)
+    mean = (w[..., None] * rel[..., :2]).sum(-2) / n[..., None]
+    r3d = ((w * (rel[..., :2] - mean[..., None, :]).pow(2).sum(-1)).sum(-1) / n).clamp_min(1e-6).sqrt()
+    return r3d / scale
+
+
 def window_features(xy: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     """The network's input features of windows of 2D poses.
 
@@ -164,12 +182,7 @@ class LiftingNet(nn.Module):
         # outputs of unit size are bodies of a few tenths of a metre: keeps early depths sane
         rel = 0.3 * self.pose_head(h).view(b, t, j, 3)
         rel = rel - rel[:, :, ROOT:ROOT + 1]
-        # weak perspective: the visible joints' RMS radius across the optical axis over the 2D one
-        w = (weight > 0).to(xy.dtype)
-        n = w.sum(-1).clamp_min(1.0)
-        mean = (w[..., None] * rel[..., :2]).sum(-2) / n[..., None]
-        r3d = ((w * (rel[..., :2] - mean[..., None, :]).pow(2).sum(-1)).sum(-1) / n).clamp_min(1e-6).sqrt()
-        depth = r3d / scale
+        depth = weak_perspective_depth(rel, weight, scale)
         if self.root_head is not None:
             depth = depth * torch.exp(self.root_head(h).clamp(-3.0, 3.0))
         root = root_from_depth(rel, depth, xy, weight)
