@@ -367,6 +367,38 @@ def run_grid(errors: DetectorErrors, frames: int, seed: int, skip_peers: bool) -
         print(f"{name:<34}{vals}{shown}{cover}")
 
 
+def run_lifting_grid(errors: DetectorErrors, frames: int, seeds: list[int]) -> None:
+    """Issue 17's check: the grid's cells with the lifting network's fill (the default) and without
+    it (``lifting=None``), each seed its own rigs and detector errors; MPJPE (pelvis-aligned) and
+    coverage, and whether any cell got worse."""
+    print(f"\n######## grid with and without the lifting network's fill: seeds {seeds}, {frames} frames per clip at most")
+    head = f"{'setting':<34}" + "".join(f"{'seed ' + str(s) + ' without/with':>24}" for s in seeds) + f"{'worse':>7}"
+    print(head + "\n" + "-" * len(head))
+    worse_any = False
+    for name, n_cams, e in grid_settings(errors):
+        cells, worse = "", False
+        for seed in seeds:
+            takes = make_takes(n_cams, e, frames, seed)
+            truth = np.concatenate([t.truth for t in takes])
+            out = {}
+            for lifting in (False, True):
+                pts = []
+                for t in takes:
+                    opts = ReconstructionOptions()
+                    if not lifting:
+                        opts.lifting = None
+                    kp = Keypoints2D(t.keypoints, t.rig.names, list(H36M17.joints), t.fps)
+                    pts.append(reconstruct(t.rig, kp, opts).points.points3d)
+                out[lifting] = score(np.concatenate(pts), truth)
+            a, b = out[False], out[True]
+            worse |= b["mpjpe"] > a["mpjpe"] + 1e-9 or b["coverage"] < a["coverage"] - 1e-9
+            cells += f"{a['mpjpe']:>16.3f} /{b['mpjpe']:>6.3f}"
+        worse_any |= worse
+        print(f"{name:<34}{cells}{'yes' if worse else 'no':>7}", flush=True)
+    print(f"MPJPE mm without / with the lifting fill; any cell worse (MPJPE or coverage): "
+          f"{'yes' if worse_any else 'no'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cameras", type=int, nargs="+", default=[4], help="rig sizes (default 4)")
@@ -385,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="after the main table, the realistic-detector mode (correlated jitter, per-joint bias, "
                          "left/right swaps)")
     ap.add_argument("--realistic-only", action="store_true", help="the realistic-detector mode alone")
+    ap.add_argument("--lifting-grid", type=int, nargs="*", default=None, metavar="SEED",
+                    help="only the grid's cells with and without the lifting network's fill, for these seeds "
+                         "(default 0 1 2)")
     ap.add_argument("--measured", action="store_true",
                     help="with --realistic(-only): also the errors BlazePose showed on real footage (benchmarks/detection.py)")
     args = ap.parse_args(argv)
@@ -392,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"motion capture not found at {MOCAP}")
         return 1
     errors = DetectorErrors(noise_px=args.noise_px, outlier_rate=args.outliers, occlusion_rate=args.dropouts)
+    if args.lifting_grid is not None:
+        run_lifting_grid(errors, args.grid_frames or args.frames, args.lifting_grid or [0, 1, 2])
+        return 0
     if not (args.grid_only or args.realistic_only):
         methods = posestudio_methods(("triangulation", "triangulation+prior", "offline no-prior", "offline",
                                       "live no-prior", "live"))

@@ -74,6 +74,10 @@ CHECKPOINTS = (
 PELVIS = H36M17.index("pelvis")
 #: The lifting checkpoint of the lifting rows (None: no lifting rows); set by ``--lifting``.
 LIFTING: Path | None = None
+#: Row labels of the lifting network on one-camera bodies: also aligned to the rays' joints, and
+#: the default (only bodies with too few reconstructed joints, which must be placed).
+ALIGNED_TOO = "lifting (one-camera bodies, aligned too), then prior"
+DEFAULT_ROW = "lifting (one-camera bodies to place), then prior = default"
 
 
 def lifting_variants(base: dict, prefix: str = "") -> list[tuple[str, dict]]:
@@ -84,13 +88,16 @@ def lifting_variants(base: dict, prefix: str = "") -> list[tuple[str, dict]]:
         return []
     rest = {k: v for k, v in base.items() if k != "prior"}
     prior = base.get("prior", DEFAULT_CHECKPOINT)
-    every = LiftingFillOptions(seen_joints=True, unseen_joints=True)
+    every = LiftingFillOptions(seen_joints=True, unseen_joints=True, align_one_camera_bodies=True)
     return [(f"{prefix}lifting (all cases) instead of prior", dict(rest, prior=None, lifting=LIFTING, lifting_fill=every)),
             (f"{prefix}lifting (all cases), then prior", dict(rest, lifting=LIFTING, prior=prior, lifting_fill=every)),
             (f"{prefix}lifting (all cases, best camera), then prior",
              dict(rest, lifting=LIFTING, prior=prior,
-                  lifting_fill=LiftingFillOptions(seen_joints=True, unseen_joints=True, cameras="best"))),
-            (f"{prefix}lifting (one-camera bodies), then prior = default", dict(rest, lifting=LIFTING, prior=prior))]
+                  lifting_fill=LiftingFillOptions(seen_joints=True, unseen_joints=True, align_one_camera_bodies=True,
+                                                  cameras="best"))),
+            (f"{prefix}{ALIGNED_TOO}", dict(rest, lifting=LIFTING, prior=prior,
+                                             lifting_fill=LiftingFillOptions(align_one_camera_bodies=True))),
+            (f"{prefix}{DEFAULT_ROW}", dict(rest, lifting=LIFTING, prior=prior))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +394,7 @@ def ablation_one_camera(takes: list[Take], seed: int, rate: float = 0.13) -> Non
               f"on the {int(differ.sum())} that differ {mean_mm(ea, differ):.1f} vs {mean_mm(eb, differ):.1f} mm")
     if LIFTING:
         pairs = [("interp + rays + prior (no lifting)", "interp + rays + lifting (all cases), then prior"),
-                 ("interp + rays + prior (no lifting)", "interp + rays + lifting (one-camera bodies), then prior = default")]
+                 ("interp + rays + prior (no lifting)", f"interp + rays + {DEFAULT_ROW}")]
         for a, b in pairs:
             ea, eb = cell_errors(runs[a]), cell_errors(runs[b])
             for name, m in (("1 camera", one), ("no camera", zero)):
@@ -472,7 +479,8 @@ def one_camera_body(take: Take, rng: np.random.Generator, run: tuple[int, int], 
     return kp, np.repeat(frames[:, None], j, axis=1)
 
 
-def ablation_one_camera_body(takes: list[Take], seed: int) -> None:
+def ablation_one_camera_body(takes: list[Take], seed: int) -> dict[str, tuple[float, float]]:
+    """Part d; returns each row's ``(mean error on the edited cells, overall MPJPE)``, mm."""
     rng = np.random.default_rng(seed + 3000)
     edited = [one_camera_body(t, rng, (30, 60)) for t in takes]
     kps = [k for k, _ in edited]
@@ -485,8 +493,8 @@ def ablation_one_camera_body(takes: list[Take], seed: int) -> None:
     # without the rays (max_carry_s=0) the one-camera frames keep too few joints for an alignment:
     # the prior places the body by model-based PnP, the lifting network by its own root position
     variants += [("no rays (max_carry_s=0): prior", dict(max_carry_s=0.0, prior=shipped))] + lifting_variants(
-        dict(max_carry_s=0.0, prior=shipped), "no rays (max_carry_s=0): ")[3:]
-    rows, runs = [], {}
+        dict(max_carry_s=0.0, prior=shipped), "no rays (max_carry_s=0): ")[-1:]
+    rows, runs, summary = [], {}, {}
     for label, opts in variants:
         r = runs[label] = run_pipeline(takes, kps, **opts)
         err, mech = cell_errors(r), mechanisms(r)
@@ -497,6 +505,7 @@ def ablation_one_camera_body(takes: list[Take], seed: int) -> None:
             row += [f"{int(m.sum()):>6}", fmt(mean_mm(err, m), 6)]
         row += [fmt(1000 * mpjpe(r.points, r.truth), 7), fmt(100 * coverage(r.points), 7)]
         rows.append(row)
+        summary[label] = (mean_mm(err, cells), 1000 * mpjpe(r.points, r.truth))
     print(f"{'':<56}{' edited cells ':-^25}{' interp ':-^12}{' rays ':-^12}{' prior ':-^12}{' lifting ':-^12}"
           f"{' all cells ':-^14}")
     table([("pipeline", 56), ("mm", 9), ("median", 8), ("cover%", 8), ("n", 6), ("mm", 6), ("n", 6), ("mm", 6),
@@ -506,20 +515,37 @@ def ablation_one_camera_body(takes: list[Take], seed: int) -> None:
           "cells: pelvis-aligned MPJPE and coverage over every cell of every clip.")
     if LIFTING:
         print("\n   paired, on the edited cells both output:")
-        for a, b in (("interp + rays + prior (no lifting)", "lifting (one-camera bodies), then prior = default"),
-                     ("no rays (max_carry_s=0): prior", "no rays (max_carry_s=0): lifting (one-camera bodies), then prior = default")):
+        for a, b in (("interp + rays + prior (no lifting)", ALIGNED_TOO), ("interp + rays + prior (no lifting)", DEFAULT_ROW),
+                     ("no rays (max_carry_s=0): prior", f"no rays (max_carry_s=0): {DEFAULT_ROW}")):
             ea, eb = cell_errors(runs[a]), cell_errors(runs[b])
             both = cells & np.isfinite(ea) & np.isfinite(eb)
             differ = both & (np.abs(ea - eb) > 1e-9)
             print(f"   {a}  vs  {b}: {int(both.sum())} cells, {mean_mm(ea, both):.1f} vs {mean_mm(eb, both):.1f} mm; "
                   f"on the {int(differ.sum())} that differ {mean_mm(ea, differ):.1f} vs {mean_mm(eb, differ):.1f} mm "
                   f"(median {median_mm(ea, differ):.1f} vs {median_mm(eb, differ):.1f})")
+    return summary
+
+
+def print_seed_summary(per_seed: dict[int, dict[str, tuple[float, float]]]) -> None:
+    """Part d's rows over every seed: the edited cells' mean error and the overall MPJPE per seed,
+    and their means (each seed its own rigs, detector errors and one-camera runs)."""
+    seeds = sorted(per_seed)
+    labels = list(per_seed[seeds[0]])
+    print(f"\n== d over seeds {seeds}: edited cells mm / overall MPJPE mm")
+    head = f"{'pipeline':<86}" + "".join(f"{'seed ' + str(s):>14}" for s in seeds) + f"{'mean':>14}"
+    print(head + "\n" + "-" * len(head))
+    for label in labels:
+        vals = np.array([per_seed[s][label] for s in seeds])
+        cells = "".join(f"{e:>7.1f} /{m:>5.1f}" for e, m in vals) + f"{vals[:, 0].mean():>7.1f} /{vals[:, 1].mean():>5.1f}"
+        print(f"{label:<86}{cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=150, help="frames per clip, at most (default 150)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0],
+                    help="seeds (each its own rigs, detector errors and edits; several: part d's rows summarised "
+                         "over them at the end)")
     ap.add_argument("--gaps", type=int, nargs="+", default=[3, 10, 30, 60], help="run lengths N of part c")
     ap.add_argument("--repeats", type=int, default=3, help="random draws per N in part c")
     ap.add_argument("--parts", default="abcd", help="which parts to run (default abcd)")
@@ -535,17 +561,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     t_start = time.perf_counter()
     errors = DetectorErrors()
-    takes = make_takes(4, errors, args.frames, args.seed)
-    print(f"Factorization-prior and lifting ablations (lifting checkpoint {LIFTING}): 4 cameras, {describe_takes(takes)}; {describe_errors(errors)}; "
-          f"seed {args.seed}")
-    for part, fn in (("a", lambda: ablation_dictionary(takes)),
-                     ("b", lambda: ablation_one_camera(takes, args.seed)),
-                     ("c", lambda: ablation_unseen(takes, args.seed, tuple(args.gaps), args.repeats)),
-                     ("d", lambda: ablation_one_camera_body(takes, args.seed))):
-        if part in args.parts:
-            t0 = time.perf_counter()
-            fn()
-            print(f"   [{time.perf_counter() - t0:.0f} s]")
+    part_d: dict[int, dict[str, tuple[float, float]]] = {}
+    for seed in args.seed:
+        takes = make_takes(4, errors, args.frames, seed)
+        print(f"\nFactorization-prior and lifting ablations (lifting checkpoint {LIFTING}): 4 cameras, "
+              f"{describe_takes(takes)}; {describe_errors(errors)}; seed {seed}")
+        for part, fn in (("a", lambda: ablation_dictionary(takes)),
+                         ("b", lambda: ablation_one_camera(takes, seed)),
+                         ("c", lambda: ablation_unseen(takes, seed, tuple(args.gaps), args.repeats)),
+                         ("d", lambda: part_d.__setitem__(seed, ablation_one_camera_body(takes, seed)))):
+            if part in args.parts:
+                t0 = time.perf_counter()
+                fn()
+                print(f"   [{time.perf_counter() - t0:.0f} s]")
+    if len(part_d) > 1:
+        print_seed_summary(part_d)
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     return 0
 

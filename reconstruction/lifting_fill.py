@@ -18,8 +18,9 @@ windows read. :func:`fill_with_lifting` then, for every such frame, takes every 
 
 Which missing joints it may fill is chosen per case (:class:`~.options.LiftingFillOptions`, by
 measurement: ``benchmarks/reconstruction_ablation.py``): every missing joint of a body one camera
-alone sees (:func:`one_camera_frames`), and, in frames two or more cameras see, joints one camera
-still sees or joints no camera sees; only missing joints are filled. They are then put at bone
+alone sees (:func:`one_camera_frames`) with too few reconstructed joints to align to (by default;
+with enough, the prior's aligned shape measured as good or better), and, in frames two or more
+cameras see, joints one camera still sees or joints no camera sees; only missing joints are filled. They are then put at bone
 length and on a seeing camera's ray where one passes close (:mod:`.bone_constraints`), as the
 prior's are. Offline only: the window reads frames after the one lifted.
 """
@@ -55,9 +56,12 @@ def fillable(known: BoolArray, usable: BoolArray, options: LiftingFillOptions) -
     """
     o = options
     alone = one_camera_frames(usable, o.min_view_joints)[:, None]
+    # a lone camera's body with enough reconstructed joints (the rays carried them) is the prior's
+    # to align unless align_one_camera_bodies: measured the better there over three seeds
+    body = o.one_camera_bodies & (o.align_one_camera_bodies | (known.sum(-1, keepdims=True) < o.min_known))
     seen = usable.any(0)
     others = np.where(seen, o.seen_joints, o.unseen_joints)
-    return ~known & np.where(alone, o.one_camera_bodies, others)
+    return ~known & np.where(alone, body, others)
 
 
 def lift_cameras(lifter: Lifter, xy: FloatArray, weight: FloatArray, fps: float, min_view_joints: int,
@@ -90,7 +94,8 @@ def fill_with_lifting(points3d: FloatArray, lifts: FloatArray, lifted: BoolArray
                       confidence: FloatArray, rig: CameraRig, bone_lengths_m: FloatArray | None,
                       options: LiftingFillOptions, directions: FloatArray | None = None, *,
                       xy: FloatArray | None = None, anchors: FloatArray | None = None,
-                      anchor_sigma: FloatArray | None = None) -> tuple[FloatArray, BoolArray]:
+                      anchor_sigma: FloatArray | None = None, return_rms: bool = False,
+                      ) -> tuple[FloatArray, BoolArray] | tuple[FloatArray, BoolArray, FloatArray]:
     """Fill missing joints from the cameras' lifts (the cases ``options`` allows, :func:`fillable`).
 
     Args:
@@ -112,16 +117,19 @@ def fill_with_lifting(points3d: FloatArray, lifts: FloatArray, lifted: BoolArray
             metres: e.g. the torso's trajectory carried across the gap) by
             :func:`~.view_fit.fit_pose_to_views`; a frame whose fit is worse than
             ``options.max_view_fit_px`` is not filled (the prior may place it).
+        return_rms: also return each frame's robust RMS reprojection error of its placement.
     Returns:
         ``(filled (F, 17, 3), by_lifting (F, 17))``: known joints unchanged (bit for bit), the
-        filled ones marked.
+        filled ones marked. With ``return_rms``, also ``(F,)`` pixels (NaN where the frame was not
+        placed and fitted to the views).
     """
     p3 = np.asarray(points3d, dtype=np.float64)
     n_f, n_j, _ = p3.shape
     known = np.isfinite(p3).all(-1)                                                     # (F, J)
     none = np.zeros((n_f, n_j), bool)
+    rms = np.full(n_f, np.nan)
     if known.all() or not lifted.any():
-        return p3.copy(), none
+        return (p3.copy(), none, rms) if return_rms else (p3.copy(), none)
     # the best-seeing lifted camera of each frame
     n_usable = usable.sum(-1)                                                            # (C, F)
     mean_conf = np.where(usable, np.nan_to_num(confidence), 0.0).sum(-1) / np.maximum(n_usable, 1)
@@ -138,7 +146,8 @@ def fill_with_lifting(points3d: FloatArray, lifts: FloatArray, lifted: BoolArray
 
     o = options
     n_known = known.sum(-1)
-    aligned_rows = has & (n_known >= o.min_known) & ~known.all(-1)
+    wanted = fillable(known, usable, o)                                                 # (F, J)
+    aligned_rows = has & (n_known >= o.min_known) & wanted.any(-1)
     out = np.full_like(p3, np.nan)
     if aligned_rows.any():
         rows = np.flatnonzero(aligned_rows)
@@ -160,29 +169,31 @@ def fill_with_lifting(points3d: FloatArray, lifts: FloatArray, lifted: BoolArray
         placed = to_world(cam_pts * scale[:, None, None], frames)
         if o.place_by_views and xy is not None:
             rows = np.flatnonzero(placed_rows & np.isfinite(placed).all(-1).all(-1))
-            placed[rows] = _fit_to_views(placed[rows], p3[rows], known[rows], usable[:, rows], confidence[:, rows],
-                                         xy[:, rows], rig, o.max_view_fit_px,
-                                         None if anchors is None else anchors[rows],
-                                         None if anchor_sigma is None else anchor_sigma[rows])
+            placed[rows], rms[rows] = _fit_to_views(placed[rows], p3[rows], known[rows], usable[:, rows],
+                                                    confidence[:, rows], xy[:, rows], rig, o.max_view_fit_px,
+                                                    None if anchors is None else anchors[rows],
+                                                    None if anchor_sigma is None else anchor_sigma[rows])
         out = np.where(placed_rows[:, None, None], placed, out)
-    by_lifting = fillable(known, usable, o) & np.isfinite(out).all(-1)
+    by_lifting = wanted & np.isfinite(out).all(-1)
     filled = p3.copy()
     filled[by_lifting] = out[by_lifting]
     if by_lifting.any() and bone_lengths_m is not None and o.snap_to_rays and directions is not None:
         per_joint = bone_length_per_joint(np.asarray(bone_lengths_m, dtype=np.float64), H36M17.bone_indices, n_j)
         filled, _ = constrain_filled_joints(filled, by_lifting, H36M17.parents, H36M17.topological_order(),
                                             per_joint, rig.centers, directions, usable)
-    return filled, by_lifting
+    rms = np.where(by_lifting.any(-1), rms, np.nan)
+    return (filled, by_lifting, rms) if return_rms else (filled, by_lifting)
 
 
 def _fit_to_views(placed: FloatArray, p3: FloatArray, known: BoolArray, usable: BoolArray, confidence: FloatArray,
                   xy: FloatArray, rig: CameraRig, max_rms_px: float, anchors: FloatArray | None,
-                  anchor_sigma: FloatArray | None) -> FloatArray:
+                  anchor_sigma: FloatArray | None) -> tuple[FloatArray, FloatArray]:
     """Bodies placed by the lift ``(n, J, 3)`` moved rigidly (about their root) to fit the cameras'
     2D ``xy (C, n, J, 2)``, the known joints and the anchors; frames whose fit is worse than
-    ``max_rms_px`` (robust RMS, pixels) are NaN (left to the prior)."""
+    ``max_rms_px`` (robust RMS, pixels) are NaN (left to the prior). Also the fits' robust RMS
+    ``(n,)`` pixels (NaN where rejected)."""
     if placed.shape[0] == 0:
-        return placed
+        return placed, np.full(0, np.nan)
     root = placed[:, :1]
     shape = placed - root
     kn = np.where(known[..., None], p3, np.nan)
@@ -196,7 +207,7 @@ def _fit_to_views(placed: FloatArray, p3: FloatArray, known: BoolArray, usable: 
     fit = fit_pose_to_views(shape, rig.rotations, rig.translations, rig.focal_x, np.where(usable[..., None], xy, np.nan),
                             w, eye, root[:, 0], known=kn, known_sigma_m=kn_sigma)
     ok = np.isfinite(fit.rms_px) & (fit.rms_px < max_rms_px)
-    return np.where(ok[:, None, None], fit.apply(shape), np.nan)
+    return np.where(ok[:, None, None], fit.apply(shape), np.nan), np.where(ok, fit.rms_px, np.nan)
 
 
 def _mean_aligned(p3: FloatArray, known: BoolArray, lifts: FloatArray, lifted: BoolArray, n_usable: IntArray,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from posestudio.core.arrays import BoolArray, FloatArray
+from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.keypoints_file import Points3D
 from posestudio.core.rig import CameraRig
 from posestudio.core.skeleton import bone_length_per_joint
@@ -27,7 +27,7 @@ from posestudio.models.lifting.lifter import Lifter
 from .anchors import torso_anchors
 from .filters import butterworth_zero_phase
 from .lifting_fill import fill_with_lifting, fillable, lift_cameras
-from .options import ReconstructionOptions, ViewBiasOptions
+from .options import PriorFillOptions, ReconstructionOptions, ViewBiasOptions
 from .plausibility import implausible_joints, reference_bone_lengths
 from .prior_fill import fill_with_prior
 from .ray_carry import propagate_along_rays
@@ -96,6 +96,9 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
                                            max_frames=round(opts.max_carry_s * fps), gate_m=opts.carry_gate_m)
     by_lifting = none
     missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))                          # frames to fill
+    # the torso's trajectory as the rig reconstructed it, carried across the gaps: both learned fills
+    # are pulled towards it (not towards each other's guesses)
+    anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
     if lifter is not None and missing.size:
         lf = opts.lifting_fill
         conf = np.nan_to_num(det.keypoints[..., 2])
@@ -106,10 +109,13 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
             # each camera lifted once, batched, in the frames wanted (and those their windows read)
             lifts, lifted = lift_cameras(lifter, det.xy, weight, fps, lf.min_view_joints, wanted)
             rows = np.flatnonzero(wanted)
-            anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
-            filled, mask = fill_with_lifting(points[rows], lifts[:, rows], lifted[:, rows], weight[:, rows] > 0,
-                                             conf[:, rows], rig, bone_lengths, lf, rig.ray_directions(det.xy[:, rows]),
-                                             xy=det.xy[:, rows], anchors=anchors[rows], anchor_sigma=sigma[rows])
+            filled, mask, rms = fill_with_lifting(points[rows], lifts[:, rows], lifted[:, rows],
+                                                  weight[:, rows] > 0, conf[:, rows], rig, bone_lengths, lf,
+                                                  rig.ray_directions(det.xy[:, rows]), xy=det.xy[:, rows],
+                                                  anchors=anchors[rows], anchor_sigma=sigma[rows], return_rms=True)
+            if prior is not None and lf.compare_placements:
+                filled, mask = _better_placements(filled, mask, rms, points[rows], rows, det, rig, bone_lengths,
+                                                  prior, opts.prior_fill, anchors, sigma)
             points[rows], by_lifting[rows] = filled, mask
             missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))
     by_prior = none
@@ -117,7 +123,6 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
         # what neither interpolation nor the rays could give (joints no camera sees, bodies seen by
         # one camera far from any reconstructed frame): the canonical shape, only in the frames
         # that need it, a chunk at a time (each frame is filled on its own)
-        anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
         f = opts.prior_fill
         by_prior = none.copy()
         for part in _chunks(missing.size):
@@ -128,6 +133,34 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
                                            anchor_sigma=sigma[rows], max_view_fit_px=f.max_view_fit_px)
             points[rows], by_prior[rows] = filled, mask
     return points, carried, by_lifting, by_prior
+
+
+def _better_placements(filled: FloatArray, by_lifting: BoolArray, lift_rms: FloatArray, before: FloatArray,
+                       rows: IntArray, det: Detections, rig: CameraRig, bone_lengths: FloatArray,
+                       prior: FactorizationPrior, f: PriorFillOptions, anchors: FloatArray, sigma: FloatArray
+                       ) -> tuple[FloatArray, BoolArray]:
+    """Frames the lift placed (``lift_rms`` finite, ``(n,)`` pixels) placed by the prior too; where
+    the prior's placement fits the cameras' 2D better (lower robust RMS, as the prior already
+    chooses between its shape and its mirror) the frame is un-filled, for the prior to fill.
+
+    Args:
+        filled: ``(n, 17, 3)`` the lift's fill of frames ``rows``; by_lifting: ``(n, 17)``;
+        before: ``(n, 17, 3)`` those frames before it; the rest as :func:`_fill_missing`.
+    Returns:
+        ``(filled, by_lifting)`` with the frames the prior places better back as they were.
+    """
+    placed = np.flatnonzero(np.isfinite(lift_rms))
+    if placed.size == 0:
+        return filled, by_lifting
+    at = rows[placed]
+    _, _, prior_rms = fill_with_prior(prior, before[placed], det.keypoints[:, at], rig, min_known=f.min_known,
+                                      min_confidence=f.min_confidence, min_view_joints=f.min_view_joints,
+                                      bone_lengths=bone_lengths, anchors=anchors[at], anchor_sigma=sigma[at],
+                                      max_view_fit_px=f.max_view_fit_px, return_rms=True)
+    worse = placed[np.nan_to_num(prior_rms, nan=np.inf) < lift_rms[placed]]
+    filled, by_lifting = filled.copy(), by_lifting.copy()
+    filled[worse], by_lifting[worse] = before[worse], False
+    return filled, by_lifting
 
 
 def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, Any]:

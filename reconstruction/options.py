@@ -99,13 +99,18 @@ class LiftingFillOptions:
     (:func:`~posestudio.reconstruction.lifting_fill.fill_with_lifting`), after the single-camera
     rays and before the prior (which fills what it leaves). Each case is switched on its own; the
     defaults are the measured choice (``benchmarks/RESULTS.md``, issue 17): the lift where one
-    camera alone sees the body, the prior for joints missing while other cameras see the body.
+    camera alone sees the body and too few of its joints are reconstructed to align a shape to (it
+    must be placed), the prior everywhere else.
 
     Attributes:
         one_camera_bodies: fill every missing joint in frames that at most one camera sees
-            (``min_view_joints`` or more joints): aligned to the reconstructed joints where there
-            are ``min_known``, else placed by the lift's own root position, scaled to the
-            performer's bone lengths.
+            (``min_view_joints`` or more joints) with fewer than ``min_known`` reconstructed
+            joints: the lift placed by its own root position, scaled to the performer's bone
+            lengths.
+        align_one_camera_bodies: in such frames with ``min_known`` or more reconstructed joints
+            (the single-camera rays carried them from nearby frames), align the lift to them
+            (similarity). Off by default: over three seeds the prior's shape aligned there was as
+            good or better (``benchmarks/reconstruction_ablation.py`` part d).
         seen_joints: in frames two or more cameras see, fill missing joints one camera still sees.
         unseen_joints: in those frames, fill missing joints no camera sees.
         min_known: frames with at least this many reconstructed joints get the lift by similarity
@@ -121,6 +126,9 @@ class LiftingFillOptions:
         place_by_views: a body placed by the lift is then moved rigidly to fit the cameras' 2D and
             the torso's anchors (model-based PnP); a frame whose fit is worse than
             ``max_view_fit_px`` (robust RMS, pixels) is not filled (the prior may place it).
+        compare_placements: offline, with the prior, a body the lift placed is placed by the prior
+            too, and the placement that fits the cameras' 2D better (robust RMS) is kept, as the
+            prior already chooses between its shape and its mirror.
     """
 
     one_camera_bodies: bool = True
@@ -133,6 +141,8 @@ class LiftingFillOptions:
     cameras: str = "mean"
     place_by_views: bool = True
     max_view_fit_px: float = 15.0
+    align_one_camera_bodies: bool = False
+    compare_placements: bool = True
 
 
 @dataclass

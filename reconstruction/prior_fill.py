@@ -35,7 +35,8 @@ def fill_with_prior(prior: FactorizationPrior, points3d: FloatArray, keypoints2d
          min_known: int = 4, min_confidence: float = 0.3, min_view_joints: int = 6,
          bone_lengths: FloatArray | None = None, anchors: FloatArray | None = None,
          anchor_sigma: FloatArray | None = None, max_view_fit_px: float = 15.0,
-         place_by_views: bool = True) -> tuple[FloatArray, BoolArray]:
+         place_by_views: bool = True, return_rms: bool = False
+         ) -> tuple[FloatArray, BoolArray] | tuple[FloatArray, BoolArray, FloatArray]:
     """Fill joints missing from a reconstruction with the aligned canonical shape.
 
     Frames with at least ``min_known`` reconstructed joints: the cameras' mean canonical shape
@@ -64,9 +65,11 @@ def fill_with_prior(prior: FactorizationPrior, points3d: FloatArray, keypoints2d
         place_by_views: whether to place bodies with too few known joints by model-based PnP.
         max_view_fit_px: a PnP-placed frame is kept only if the robust RMS reprojection error
             of its 2D joints is below this (pixels).
+        return_rms: also return each frame's robust RMS reprojection error of its PnP placement.
     Returns:
         ``(filled (F, 17, 3), filled_mask (F, 17))``: known joints unchanged (bit for bit),
-        missing joints replaced where the frame could be placed; ``filled_mask`` marks them.
+        missing joints replaced where the frame could be placed; ``filled_mask`` marks them. With
+        ``return_rms``, also ``(F,)`` pixels (NaN where the frame was not placed by PnP).
     """
     p3 = np.asarray(points3d, dtype=np.float64)
     known = np.isfinite(p3).all(-1)                                                    # (F, J)
@@ -84,12 +87,13 @@ def fill_with_prior(prior: FactorizationPrior, points3d: FloatArray, keypoints2d
     aligned = np.where(use_mirror[:, None, None], cand[1][0], cand[0][0])
     frame_ok = can & np.isfinite(np.minimum(cand[0][1], cand[1][1]))
     lengths = None
+    rms = np.full(p3.shape[0], np.nan)
     if rig is not None and bone_lengths is not None:
         lengths = np.broadcast_to(np.asarray(bone_lengths, dtype=np.float64),
                                   (p3.shape[0], len(H36M17.bones)))
         if place_by_views:
-            placed, placed_ok = _place_by_views(views, shapes, p3, known, rig, lengths,
-                                                      ok & ~frame_ok, max_view_fit_px, anchors, anchor_sigma)
+            placed, placed_ok, rms = _place_by_views(views, shapes, p3, known, rig, lengths, ok & ~frame_ok,
+                                                     max_view_fit_px, anchors, anchor_sigma)
             aligned = np.where(placed_ok[:, None, None], placed, aligned)
             frame_ok = frame_ok | placed_ok
     filled_mask = ~known & frame_ok[:, None] & np.isfinite(aligned).all(-1)
@@ -99,26 +103,28 @@ def fill_with_prior(prior: FactorizationPrior, points3d: FloatArray, keypoints2d
         per_joint = bone_length_per_joint(lengths, H36M17.bone_indices, p3.shape[1])
         filled, _ = constrain_filled_joints(filled, filled_mask, H36M17.parents, H36M17.topological_order(),
                                             per_joint, rig.centers, rig.ray_directions(views.xy), views.valid)
-    return filled, filled_mask
+    return (filled, filled_mask, rms) if return_rms else (filled, filled_mask)
 
 
 def _place_by_views(views: "ViewReadings", shapes: FloatArray, p3: FloatArray, known: BoolArray,
                     rig: Any, lengths: FloatArray, frames: BoolArray, max_rms_px: float,
                     anchors: FloatArray | None = None, anchor_sigma: FloatArray | None = None,
-                    ) -> tuple[FloatArray, BoolArray]:
-    """Model-based PnP for ``frames`` (``(F,)``): world joints ``(F, J, 3)`` and which were placed."""
+                    ) -> tuple[FloatArray, BoolArray, FloatArray]:
+    """Model-based PnP for ``frames`` (``(F,)``): world joints ``(F, J, 3)``, which were placed, and
+    the placements' robust RMS reprojection error ``(F,)`` pixels (NaN where not placed)."""
     out = np.full(p3.shape, np.nan)
     placed = np.zeros(p3.shape[0], bool)
+    rms_out = np.full(p3.shape[0], np.nan)
     idx = np.nonzero(frames & views.use.any(0))[0]
     if idx.size == 0:
-        return out, placed
+        return out, placed, rms_out
     bones = H36M17.bone_indices
     x = shapes[idx]                                                                     # (n, J, 3) unit RMS
     sigma = scale_to_lengths(bone_lengths(x, bones), lengths[idx])                        # (n,) metres per unit
     keep = np.isfinite(sigma)
     idx, x, sigma = idx[keep], x[keep], sigma[keep]
     if idx.size == 0:
-        return out, placed
+        return out, placed, rms_out
     metric = x * sigma[:, None, None]
     rc, tc, focal = rig.rotations, rig.translations, rig.focal_x
     # start from the camera that sees most joints: weak perspective from its rotation and scale
@@ -148,7 +154,8 @@ def _place_by_views(views: "ViewReadings", shapes: FloatArray, p3: FloatArray, k
     accept = np.isfinite(rms) & (rms < max_rms_px)
     out[idx[accept]] = pts[accept]
     placed[idx[accept]] = True
-    return out, placed
+    rms_out[idx[accept]] = rms[accept]
+    return out, placed, rms_out
 
 
 def evaluate_fill(prior: FactorizationPrior, poses: FloatArray, rig: Any, n_drop: int = 3, seed: int = 0,
