@@ -65,7 +65,7 @@ def fillable(known: BoolArray, usable: BoolArray, options: LiftingFillOptions) -
 
 
 def lift_cameras(lifter: Lifter, xy: FloatArray, weight: FloatArray, fps: float, min_view_joints: int,
-                 frames: BoolArray | None = None) -> tuple[FloatArray, BoolArray]:
+                 frames: BoolArray | None = None, rotations: FloatArray | None = None) -> tuple[FloatArray, BoolArray]:
     """Every camera's lift of a take, in its own camera frame.
 
     Args:
@@ -75,6 +75,8 @@ def lift_cameras(lifter: Lifter, xy: FloatArray, weight: FloatArray, fps: float,
             joints are not lifted.
         frames: ``(F,)`` the frames wanted (None: all); only their windows are lifted, so a long
             take with a few gaps costs a few windows.
+        rotations: ``(C, 3, 3)`` the cameras' world-to-camera rotations: each is lifted in its
+            upright frame (its roll undone; :mod:`posestudio.models.lifting.upright`). None: as is.
     Returns:
         ``(points (C, F, 17, 3) camera-frame metres, NaN where not lifted; lifted (C, F))``.
         Cameras that never see ``min_view_joints`` joints are not run.
@@ -86,7 +88,8 @@ def lift_cameras(lifter: Lifter, xy: FloatArray, weight: FloatArray, fps: float,
     if frames is not None:
         enough &= np.asarray(frames, dtype=bool)[None]
     for c in np.flatnonzero(enough.any(-1)):          # one batched pass per camera that sees the body
-        points[c], lifted[c] = lifter.lift_normalised(xy[c], weight[c], fps, min_view_joints, frames=frames)
+        points[c], lifted[c] = lifter.lift_normalised(xy[c], weight[c], fps, min_view_joints, frames=frames,
+                                                      camera_rotation=None if rotations is None else rotations[c])
     return points, lifted
 
 

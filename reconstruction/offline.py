@@ -107,7 +107,7 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
         by_lifting = none.copy()
         if wanted.any():
             # each camera lifted once, batched, in the frames wanted (and those their windows read)
-            lifts, lifted = lift_cameras(lifter, det.xy, weight, fps, lf.min_view_joints, wanted)
+            lifts, lifted = lift_cameras(lifter, det.xy, weight, fps, lf.min_view_joints, wanted, rig.rotations)
             rows = np.flatnonzero(wanted)
             filled, mask, rms = fill_with_lifting(points[rows], lifts[:, rows], lifted[:, rows],
                                                   weight[:, rows] > 0, conf[:, rows], rig, bone_lengths, lf,

@@ -24,6 +24,7 @@ from posestudio.models.keypoints import H36M17
 
 from .losses import HEIGHT_CHAIN
 from .network import LiftingConfig, LiftingNet
+from .upright import turn_back, turn_image_points, upright_turn
 from .windows import gather_windows, window_frames
 
 CHECKPOINT_MODEL = "lifting"
@@ -87,7 +88,8 @@ class Lifter:
 
     @torch.no_grad()
     def lift_normalised(self, xy: FloatArray, weight: FloatArray, fps: float, min_joints: int = 6,
-                        batch: int = 2048, frames: BoolArray | None = None) -> tuple[FloatArray, BoolArray]:
+                        batch: int = 2048, frames: BoolArray | None = None,
+                        camera_rotation: FloatArray | None = None) -> tuple[FloatArray, BoolArray]:
         """Lift a take's 2D of one camera.
 
         Args:
@@ -96,9 +98,17 @@ class Lifter:
             min_joints: frames whose own 2D has fewer joints are not lifted;
             frames: ``(F,)`` the frames wanted (None: all); their windows still read the frames
                 around them, so a long take with a few wanted frames costs a few windows.
+            camera_rotation: ``(3, 3)`` the camera's world-to-camera rotation (world Z up), when
+                known: the 2D is lifted in the camera's upright frame (:mod:`.upright`: its roll
+                about the optical axis undone, as the network was trained) and turned back.
         Returns:
             ``(points (F, J, 3) camera frame, metres, NaN where not lifted; lifted (F,))``.
         """
+        if camera_rotation is not None:
+            turn = upright_turn(camera_rotation)
+            points, lifted = self.lift_normalised(turn_image_points(np.asarray(xy, dtype=np.float64), turn), weight,
+                                                  fps, min_joints, batch, frames)
+            return turn_back(points, turn), lifted
         c = self.config
         w = np.nan_to_num(np.asarray(weight, dtype=np.float64))
         n_frames = xy.shape[0]
@@ -130,7 +140,7 @@ class Lifter:
         xy = camera.undistort_points(kp[..., :2])
         conf = np.nan_to_num(kp[..., 2])
         weight = np.where(np.isfinite(xy).all(-1) & (conf >= min_confidence), conf, 0.0)
-        cam_points, lifted = self.lift_normalised(xy, weight, fps, min_joints)
+        cam_points, lifted = self.lift_normalised(xy, weight, fps, min_joints, camera_rotation=camera.rotation)
         heights = body_height(cam_points[lifted]) if lifted.any() else np.array([np.nan])
         height = float(np.median(heights))
         if height_m is not None and np.isfinite(height):

@@ -3,8 +3,9 @@
 Every frame where at least two cameras each see ``min_view_joints`` confident joints is one
 training instant: each camera's window of 2D (lens undone, normalised image coordinates, resampled
 to the model's frame rate by :mod:`.windows`), the cameras' poses (for the transform
-re-projection loss) and the world's up direction in each camera (for the rotation cycle). The
-network learns the studio's performers, camera heights and detector.
+re-projection loss) and the world's up direction in each camera (for the rotation cycle), each
+camera in its upright frame (:mod:`.upright`, as the network lifts). The network learns the
+studio's performers, camera heights and detector.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from posestudio.core.keypoints_file import read_keypoints2d
 from posestudio.core.rig import CameraRig
 from posestudio.models.keypoints import keypoints_for_rig
 
+from .upright import upright_turn
 from .windows import gather_windows, window_frames
 
 
@@ -69,7 +71,9 @@ def load_lifting_session(rig_path: str | Path, keypoints_path: str | Path, windo
     kp = read_keypoints2d(keypoints_path)
     rig, k17, _ = keypoints_for_rig(CameraRig.load(rig_path), kp, f"{keypoints_path} (rig {rig_path})")
     conf = np.nan_to_num(k17[..., 2])
-    xy = rig.undistort(k17[..., :2])                                                   # (C, F, 17, 2)
+    # every camera in its upright frame (roll about the optical axis undone), as the network lifts
+    turns = upright_turn(rig.rotations)                                                 # (C, 3, 3)
+    xy = np.einsum("cij,cfkj->cfki", turns[:, :2, :2], rig.undistort(k17[..., :2]))    # (C, F, 17, 2)
     weight = np.where(np.isfinite(xy).all(-1) & (conf >= min_confidence), conf, 0.0)
     seen = (weight > 0).sum(-1) >= min_view_joints                                     # (C, F)
     centres = np.flatnonzero(seen.sum(0) >= 2)
@@ -80,6 +84,7 @@ def load_lifting_session(rig_path: str | Path, keypoints_path: str | Path, windo
     wx, ww = gather_windows(xy, weight, frames, present)                               # (C, N, T, 17, ...)
     ww = ww * seen[:, centres, None, None]                      # a camera not seeing the centre frame is left out
     as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
-    rot = rig.rotations
+    rot = turns @ rig.rotations
+    trans = np.einsum("cij,cj->ci", turns, rig.translations)
     return LiftingSession(str(keypoints_path), as_t(wx.transpose(1, 0, 2, 3, 4)), as_t(ww.transpose(1, 0, 2, 3)),
-                          as_t(rot), as_t(rig.translations), as_t(rot[:, :, 2]))
+                          as_t(rot), as_t(trans), as_t(rot[:, :, 2]))

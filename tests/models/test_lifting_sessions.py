@@ -16,6 +16,7 @@ from posestudio.core.pose_metrics import mpjpe
 from posestudio.models.keypoints import H36M17
 from posestudio.models.lifting.lifter import DEFAULT_CHECKPOINT, Lifter
 from posestudio.models.lifting.sessions import load_lifting_session
+from posestudio.models.lifting.upright import upright_turn
 from posestudio.synthetic import make_studio_rig
 from posestudio.synthetic.body_detections import DetectorErrors, simulate_detections
 from posestudio.synthetic.body_motion import walking_body
@@ -39,8 +40,13 @@ def test_a_session_becomes_windows_seen_by_the_rig(session) -> None:
     data = load_lifting_session(out / "rig.toml", out / "k.npz", window=9, model_fps=30.0)
     assert data.xy.shape[1:] == (4, 9, 17, 2) and 80 <= len(data) <= 120
     assert bool(((data.weight[:, :, 4] > 0).sum(-1) >= 8).sum(1).ge(2).all())     # two cameras see each centre
-    np.testing.assert_allclose(data.rotation.numpy(), rig.rotations, atol=1e-6)
-    np.testing.assert_allclose(data.up.numpy(), rig.rotations[:, :, 2], atol=1e-6)
+    # each camera in its upright frame (roll undone), as the network lifts: the same centre, image up = world up
+    upright = upright_turn(rig.rotations) @ rig.rotations
+    np.testing.assert_allclose(data.rotation.numpy(), upright, atol=1e-6)
+    np.testing.assert_allclose(data.up.numpy(), upright[:, :, 2], atol=1e-6)
+    assert np.abs(data.up.numpy()[:, 0]).max() < 1e-6
+    centres = -np.einsum("cji,cj->ci", data.rotation.numpy(), data.translation.numpy())
+    np.testing.assert_allclose(centres, rig.centers, atol=1e-5)
     batch = data.batch(torch.arange(5))
     assert batch["rotation"].shape == (5, 4, 3, 3) and batch["translation"].shape == (5, 4, 3)
 
