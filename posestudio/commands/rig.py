@@ -35,7 +35,9 @@ The performer is the calibration object: each camera's detections are compared w
 other cameras triangulate; a camera whose error jumps and stays up is reported (camera, frame, how
 far it turned and shifted) and re-solved from the frames after (intrinsics fixed, scale and world
 frame from the other cameras). rig2.toml is the rig as it stands at the end of the take; cameras
-that did not move are written exactly as they were. Needs 3 or more cameras and 4 s of frames."""
+that did not move are written exactly as they were. Needs 3 or more cameras and 6 s of frames.
+--whole-rig re-solves every camera's extrinsics together instead (intrinsics fixed; the world frame
+and scale those of the rig as a whole), over the frames after the last move found."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ref.add_argument("--keypoints2d", type=Path, required=True, help="the take's 2D keypoint file (.npz)")
     ref.add_argument("--out", type=Path, required=True, help="write the rig as it stands at the end of the take here")
     ref.add_argument("--report", type=Path, default=None, help="also write the findings as JSON")
+    ref.add_argument("--whole-rig", action="store_true",
+                     help="re-solve every camera's extrinsics together (intrinsics fixed, scale from the rig)")
     ref.set_defaults(func=refine)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -142,14 +146,15 @@ def refine(args: argparse.Namespace) -> int:
 
     rig = CameraRig.load(args.calibration)
     kp = read_keypoints2d(args.keypoints2d)
-    checked = check_take_rig(rig, kp, str(args.keypoints2d))
-    for line in checked.drift.lines():
+    checked = check_take_rig(rig, kp, str(args.keypoints2d), whole_rig=args.whole_rig)
+    for line in checked.drift.lines() + (checked.whole_rig.lines() if checked.whole_rig else []):
         print(line)
     checked.end_rig.save(args.out)
-    print(f"wrote {args.out} ({len(checked.drift.moves)} camera{'s' if len(checked.drift.moves) != 1 else ''} "
-          f"re-solved, {len(rig) - len({m.camera for m in checked.drift.moves})} unchanged)")
+    solved = len(checked.whole_rig.rig) if checked.whole_rig else len({m.camera for m in checked.drift.moves})
+    print(f"wrote {args.out} ({solved} camera{'s' if solved != 1 else ''} re-solved, {len(rig) - solved} unchanged)")
     if args.report:
+        whole = {"whole_rig": checked.whole_rig.to_json()} if checked.whole_rig else {}
         write_json(args.report, {"calibration": str(args.calibration), "keypoints2d": str(args.keypoints2d),
-                                 "out": str(args.out), **checked.drift.to_json()})
+                                 "out": str(args.out), **checked.drift.to_json(), **whole})
         print(f"wrote {args.report}")
     return 0

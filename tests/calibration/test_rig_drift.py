@@ -100,7 +100,7 @@ def test_change_scores_ignore_a_transient_and_see_a_step() -> None:
 
 def test_clear_errors(tmp_path) -> None:
     rig, _, take = _take(0, DetectorErrors(seed=0))
-    with pytest.raises(RigDriftError, match="take.npz.*needs at least 120"):
+    with pytest.raises(RigDriftError, match="take.npz.*needs at least 180"):
         find_moved_cameras(rig, take.keypoints[:, :40], FPS, source="take.npz")
     with pytest.raises(RigDriftError, match="at least 3 cameras"):
         find_moved_cameras(rig.subset(rig.names[:2]), take.keypoints[:2], FPS, source="take.npz")
