@@ -8,10 +8,11 @@ how a sub-frame lag between unsynchronised cameras is absorbed into the time off
 into a wrong camera pose.
 
 Solver: Levenberg-Marquardt with a Huber loss (iteratively reweighted, :mod:`posestudio.core.robust`),
-analytic per-corner Jacobian blocks (:mod:`.projection_jacobian`) assembled into a sparse matrix,
-and sparse normal equations solved with SuperLU. The gauge (world frame) is fixed by holding the
-reference camera's pose. The time model (velocity stencils, offset uncertainties) is
-:mod:`.time_offsets`.
+analytic per-corner Jacobian blocks (:mod:`.projection_jacobian`) summed straight into the blocks
+of the normal equations, the board poses eliminated by a Schur complement and the reduced camera
+system solved densely (:mod:`.normal_equations`); after each joint step every board pose takes one
+more Gauss-Newton step alone. The gauge (world frame) is fixed by holding the reference camera's
+pose. The time model (velocity stencils, offset uncertainties) is :mod:`.time_offsets`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,21 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.robust import huber_cost, huber_weights
 
 from .board import BoardSpec
 from .detect import CameraDetections
+from .normal_equations import (
+    N_CAMERA,
+    OFFSET_COLUMN,
+    BlockStructure,
+    NormalEquations,
+    assemble,
+    camera_covariance_solver,
+    solve_step,
+)
 from .projection_jacobian import N_INTRINSICS, corner_residuals
 from .time_offsets import offset_standard_deviations, velocity_stencils
 
@@ -110,17 +119,6 @@ class RigParameters:
     offsets: FloatArray
     fisheye: BoolArray
 
-    def vector(self) -> FloatArray:
-        return np.concatenate([self.intrinsics.ravel(), self.extrinsics.ravel(), self.poses.ravel(), self.offsets])
-
-    def with_vector(self, x: FloatArray) -> "RigParameters":
-        c, f = len(self.intrinsics), len(self.poses)
-        a = c * N_INTRINSICS
-        b = a + 6 * c
-        d = b + 6 * f
-        return RigParameters(x[:a].reshape(c, N_INTRINSICS).copy(), x[a:b].reshape(c, 6).copy(),
-                             x[b:d].reshape(f, 6).copy(), x[d:].copy(), self.fisheye)
-
 
 @dataclass
 class AdjustmentOptions:
@@ -134,6 +132,7 @@ class AdjustmentOptions:
         offset_prior_frames: standard deviation of a weak zero-mean prior on offsets, frames
             (keeps them defined when the board barely moves).
         max_iterations: LM iterations per round.
+        tolerance: a round has converged when a step lowers the cost by less than this fraction.
         outlier_px: corners reprojecting worse than ``max(outlier_px, 4.5 * robust sigma)`` after a
             round are dropped and the problem is solved again, with the Huber threshold lowered to
             2.5 robust sigma (within [0.3, huber_px]).
@@ -146,6 +145,7 @@ class AdjustmentOptions:
     huber_px: float = 1.5
     offset_prior_frames: float = 1.0
     max_iterations: int = 60
+    tolerance: float = 1e-6
     outlier_px: float = 1.0
     rounds: int = 3
 
@@ -195,118 +195,51 @@ class AdjustmentResult:
     huber_px: float = 0.0
 
 
-def _free_mask(params: RigParameters, opts: AdjustmentOptions) -> BoolArray:
+def _camera_free(params: RigParameters, opts: AdjustmentOptions) -> BoolArray:
+    """``(C, K)`` which camera unknowns (:data:`.normal_equations.N_CAMERA` each) the solve may change."""
     c = len(params.intrinsics)
-    intr = np.full((c, N_INTRINSICS), opts.refine_intrinsics)
-    intr[params.fisheye, 8] = False  # fisheye has 4 coefficients
-    ext = np.ones((c, 6), bool)
-    ext[opts.reference_camera] = False
-    poses = np.ones(params.poses.shape, bool)
-    offs = np.full(c, opts.estimate_offsets)
-    offs[opts.reference_camera] = False
-    return np.concatenate([intr.ravel(), ext.ravel(), poses.ravel(), offs])
+    free = np.zeros((c, N_CAMERA), bool)
+    free[:, :N_INTRINSICS] = opts.refine_intrinsics
+    free[params.fisheye, 8] = False  # fisheye has 4 coefficients
+    free[:, N_INTRINSICS:OFFSET_COLUMN] = True
+    free[:, OFFSET_COLUMN] = opts.estimate_offsets
+    free[opts.reference_camera, N_INTRINSICS:] = False  # the gauge: its pose and clock
+    return free
 
 
 class _Evaluator:
-    """Residuals and sparse Jacobians of the corner reprojections.
+    """Residuals, Jacobian blocks and normal equations of the corner reprojections.
 
-    The Jacobian's sparsity pattern depends only on which corner sees which camera and pose, so
-    it is built once (in the column order of the free parameters) and each evaluation only fills
-    in the values.
+    The block structure of the normal equations depends only on which corner sees which camera
+    and pose, so it is built once; each evaluation fills in the values.
     """
 
-    def __init__(self, obs: Observations, params: RigParameters, free: BoolArray,
-                 with_neighbours: bool) -> None:
+    def __init__(self, obs: Observations, params: RigParameters, with_neighbours: bool) -> None:
         self.obs = obs
-        self.n_cams = len(params.intrinsics)
-        self.n_poses = len(params.poses)
-        c = self.n_cams
-        self.off_intr, self.off_ext = 0, c * N_INTRINSICS
-        self.off_pose = self.off_ext + 6 * c
-        self.off_delta = self.off_pose + 6 * self.n_poses
-        self.n_params = self.off_delta + c
-        self.free_order = _ordered_free(free, self)
-        self._build_pattern(with_neighbours)
+        self.neighbours = with_neighbours
+        self.structure = BlockStructure.build(obs.camera, obs.pose, obs.pose_prev, obs.pose_next,
+                                              len(params.intrinsics), len(params.poses), with_neighbours)
         n = len(obs)
         #: (poses, N) indicator: sums per-corner quantities into their board pose
-        self.pose_sum = sp.csr_matrix((np.ones(n), (obs.pose, np.arange(n))), shape=(self.n_poses, n))
+        self.pose_sum = sp.csr_matrix((np.ones(n), (obs.pose, np.arange(n))), shape=(len(params.poses), n))
 
     def _evaluate(self, p: RigParameters, with_jacobian: bool, pose_only: bool = False):
         o = self.obs
         return corner_residuals(p.intrinsics, p.extrinsics, p.poses, p.offsets, o.camera, o.pose, o.pose_prev,
-                                o.pose_next, o.corner, o.pixel, o.stencil, p.fisheye, with_jacobian, pose_only)
+                                o.pose_next, o.corner, o.pixel, o.stencil, p.fisheye, with_jacobian, pose_only,
+                                self.neighbours)
 
     def residuals(self, p: RigParameters) -> FloatArray:
         """``(N, 2)`` reprojection residuals, pixels."""
         return self._evaluate(p, False)[0]
 
-    def _build_pattern(self, with_neighbours: bool) -> None:
-        o = self.obs
-        n = len(o)
-        ar = lambda k: np.arange(k)[None, :]  # noqa: E731
-        cols_full = [
-            self.off_intr + o.camera[:, None] * N_INTRINSICS + ar(N_INTRINSICS),
-            self.off_ext + o.camera[:, None] * 6 + ar(6),
-            self.off_pose + o.pose[:, None] * 6 + ar(6),
-            self.off_pose + o.pose_prev[:, None] * 6 + ar(6),
-            self.off_pose + o.pose_next[:, None] * 6 + ar(6),
-            self.off_delta + o.camera[:, None] + ar(1),
-        ]
-        position = np.full(self.n_params, -1, np.int64)
-        position[self.free_order] = np.arange(len(self.free_order))
-        use = [np.ones(n, bool)] * 6
-        if with_neighbours:  # a neighbour that is the frame itself carries a zero coefficient
-            use[3], use[4] = o.pose_prev != o.pose, o.pose_next != o.pose
-        else:
-            use[3] = use[4] = np.zeros(n, bool)
-        base_rows = np.arange(2 * n).reshape(n, 2)
-        rows, cols, take = [], [], []
-        start = 0
-        for cf, u in zip(cols_full, use):
-            k = cf.shape[1]
-            pos = np.broadcast_to(position[cf][:, None, :], (n, 2, k))
-            keep = (pos >= 0) & u[:, None, None]
-            rows.append(np.broadcast_to(base_rows[:, :, None], (n, 2, k))[keep])
-            cols.append(pos[keep])
-            take.append(start + np.flatnonzero(keep.ravel()))
-            start += n * 2 * k
-        rows_a, cols_a, take_a = np.concatenate(rows), np.concatenate(cols), np.concatenate(take)
-        order = np.lexsort((cols_a, rows_a))
-        self._take = take_a[order]
-        self._indices = cols_a[order].astype(np.int32)
-        self._indptr = np.concatenate([[0], np.cumsum(np.bincount(rows_a, minlength=2 * n))]).astype(np.int32)
-        self._shape = (2 * n, len(self.free_order))
-
-    def jacobian(self, p: RigParameters) -> sp.csr_matrix:
-        """Sparse ``(2N, free parameters)`` Jacobian, columns in :attr:`free_order`."""
-        _, jac = self._evaluate(p, True)
-        vals = np.concatenate([b.ravel() for b in (jac.intrinsics, jac.extrinsics, jac.pose, jac.pose_prev,
-                                                    jac.pose_next, jac.offset)])
-        return sp.csr_matrix((vals[self._take], self._indices, self._indptr), shape=self._shape)
+    def normal_equations(self, p: RigParameters, weight: FloatArray) -> NormalEquations:
+        """The blocks of ``J^T W J`` and ``J^T W r`` at ``p`` with per-corner weights ``(N,)``."""
+        r, jac = self._evaluate(p, True)
+        return assemble(self.structure, jac, r, weight)
 
 
-def _ordered_free(free: BoolArray, ev: "_Evaluator") -> IntArray:
-    """Free parameter columns with the board poses first and camera-level unknowns last.
-
-    In that order the normal matrix factorises with fill-in only in the small camera block, so a
-    sparse LU with the natural ordering is an order of magnitude faster than a general ordering.
-    """
-    idx = np.flatnonzero(free)
-    is_pose = (idx >= ev.off_pose) & (idx < ev.off_delta)
-    return np.concatenate([idx[is_pose], idx[~is_pose]])
-
-
-def _factorise_spd(a: sp.spmatrix) -> spla.SuperLU:
-    """LU of a symmetric positive definite sparse matrix ordered as by :func:`_ordered_free`."""
-    return spla.splu(a.tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-
-
-def _solve_spd(a: sp.spmatrix, b: FloatArray) -> FloatArray:
-    """Solve a system as factorised by :func:`_factorise_spd`."""
-    return _factorise_spd(a).solve(b)
-
-
-def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParameters:
+def _refine_poses(ev: _Evaluator, p: RigParameters, huber: float) -> RigParameters:
     """One Gauss-Newton step on every board pose alone, cameras held ("embedded" pose iterations).
 
     Board poses are local unknowns: re-solving them after each joint step keeps the joint solve
@@ -315,9 +248,9 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     """
     r, jac = ev._evaluate(p, True, pose_only=True)
     w = huber_weights(np.linalg.norm(r, axis=1), huber)
-    j = jac.pose  # (N, 2, 6), the corner's own frame
-    h_obs = np.einsum("nki,nkj,n->nij", j, j, w)
-    g_obs = np.einsum("nki,nk,n->ni", j, r, w)
+    jt = jac.pose.transpose(0, 2, 1)  # (N, 6, 2), the corner's own frame
+    h_obs = (jt * w[:, None, None]) @ jac.pose
+    g_obs = (jt @ (r * w[:, None])[:, :, None])[:, :, 0]
     n_poses = len(p.poses)
     h = (ev.pose_sum @ h_obs.reshape(-1, 36)).reshape(n_poses, 6, 6)
     g = ev.pose_sum @ g_obs
@@ -326,17 +259,20 @@ def _refine_poses(ev: "_Evaluator", p: RigParameters, huber: float) -> RigParame
     return RigParameters(p.intrinsics, p.extrinsics, p.poses + step, p.offsets, p.fisheye)
 
 
-def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: BoolArray, opts: AdjustmentOptions
-                         ) -> tuple[RigParameters, int, bool, sp.csc_matrix, float]:
+def _stepped(p: RigParameters, camera_step: FloatArray, pose_step: FloatArray) -> RigParameters:
+    """``p`` moved by a camera step ``(C, K)`` and a pose step ``(F, 6)``."""
+    return RigParameters(p.intrinsics + camera_step[:, :N_INTRINSICS],
+                         p.extrinsics + camera_step[:, N_INTRINSICS:OFFSET_COLUMN], p.poses + pose_step,
+                         p.offsets + camera_step[:, OFFSET_COLUMN], p.fisheye)
+
+
+def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, camera_free: BoolArray, opts: AdjustmentOptions
+                         ) -> tuple[RigParameters, int, bool, NormalEquations | None, float]:
     """Minimise the Huber cost over the free parameters. Returns params, iterations, converged,
-    the final free-parameter normal matrix and the robust residual variance."""
-    x = p.vector()
-    free_idx = ev.free_order
-    c = ev.n_cams
-    delta_cols = np.flatnonzero(free[ev.off_delta:ev.off_delta + c]) + ev.off_delta
+    the last normal equations (offset prior included) and the robust residual variance."""
+    st = ev.structure
+    offset_free = camera_free[:, OFFSET_COLUMN]
     prior_w = 1.0 / max(opts.offset_prior_frames, 1e-9) ** 2
-    position = {int(col): k for k, col in enumerate(free_idx)}
-    delta_in_free = np.array([position[int(col)] for col in delta_cols], dtype=np.int64)
 
     def cost_of(params: RigParameters) -> tuple[float, FloatArray]:
         r = ev.residuals(params)
@@ -348,37 +284,28 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: BoolArray, opts
     lam = 1e-3
     converged = False
     it = 0
-    h = None
+    ne = None
     for it in range(1, opts.max_iterations + 1):
-        e = np.linalg.norm(r, axis=1)
-        w = np.repeat(huber_weights(e, opts.huber_px), 2)
-        jac = ev.jacobian(p)
-        jw = jac.multiply(w[:, None]).tocsr()
-        h = (jac.T @ jw).tocsc()
-        g = jw.T @ r.ravel()
-        if len(delta_in_free):
-            h = h + sp.csc_matrix((np.full(len(delta_in_free), prior_w), (delta_in_free, delta_in_free)), shape=h.shape)
-            g[delta_in_free] += prior_w * x[delta_cols]
-        diag = np.maximum(h.diagonal(), 1e-9)
+        w = huber_weights(np.linalg.norm(r, axis=1), opts.huber_px)
+        ne = ev.normal_equations(p, w)
+        ne.h_cc[offset_free, OFFSET_COLUMN, OFFSET_COLUMN] += prior_w
+        ne.g_c[offset_free, OFFSET_COLUMN] += prior_w * p.offsets[offset_free]
         improved = False
         for _ in range(12):
             try:
-                step = -_solve_spd(h + sp.diags(lam * diag), g)
-            except RuntimeError:
+                dc, dp = solve_step(st, ne, lam, camera_free)
+            except np.linalg.LinAlgError:
                 lam *= 10
                 continue
-            x_new = x.copy()
-            x_new[free_idx] += step
-            p_new = p.with_vector(x_new)
-            p_new = _refine_poses(ev, p_new, opts.huber_px)
-            x_new = p_new.vector()
+            p_new = _refine_poses(ev, _stepped(p, dc, dp), opts.huber_px)
             new_cost, r_new = cost_of(p_new)
             if np.isfinite(new_cost) and new_cost < cost:
                 rel = (cost - new_cost) / max(cost, 1e-12)
-                x, p, r, cost = x_new, p_new, r_new, new_cost
+                step_max = max(float(np.max(np.abs(dc))), float(np.max(np.abs(dp), initial=0.0)))
+                p, r, cost = p_new, r_new, new_cost
                 lam = max(lam / 5, 1e-12)
                 improved = True
-                if rel < 1e-6 or np.max(np.abs(step)) < 1e-10:
+                if rel < opts.tolerance or step_max < 1e-10:
                     converged = True
                 break
             lam *= 8
@@ -388,9 +315,9 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, free: BoolArray, opts
         if converged:
             break
     e = np.linalg.norm(r, axis=1)
-    dof = max(2 * len(e) - len(free_idx), 1)
+    dof = max(2 * len(e) - int(camera_free.sum()) - p.poses.size, 1)
     sigma2 = float(np.sum(huber_weights(e, opts.huber_px) * e**2) / dof)
-    return p, it, converged, h, sigma2
+    return p, it, converged, ne, sigma2
 
 
 def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) -> AdjustmentResult:
@@ -399,12 +326,12 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
     iterations = 0
     converged = False
     huber = opts.huber_px
-    h = None
+    ne = None
     neighbours = opts.estimate_offsets or bool(np.any(params.offsets != 0))
+    free = _camera_free(params, opts)
     for rnd in range(max(opts.rounds, 1)):
-        free = _free_mask(params, opts)
-        ev = _Evaluator(obs, params, free, neighbours)
-        params, its, converged, h, sigma2 = _levenberg_marquardt(ev, params, free, replace(opts, huber_px=huber))
+        ev = _Evaluator(obs, params, neighbours)
+        params, its, converged, ne, sigma2 = _levenberg_marquardt(ev, params, free, replace(opts, huber_px=huber))
         iterations += its
         if rnd == opts.rounds - 1:
             break
@@ -418,12 +345,14 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
                                 round(float(err[i]), 2), thresh) for i in np.flatnonzero(bad))
         if bad.any():
             obs = obs.subset(~bad)
-    free = _free_mask(params, opts)
-    ev = _Evaluator(obs, params, free, neighbours)
+    ev = _Evaluator(obs, params, neighbours)
     r = ev.residuals(params)
     offset_std = np.full(len(params.offsets), np.nan)
-    if opts.estimate_offsets and h is not None:
-        position = {int(col): k for k, col in enumerate(ev.free_order)}
-        columns = [position.get(ev.off_delta + cam) for cam in range(len(params.offsets))]
-        offset_std = offset_standard_deviations(_factorise_spd(h).solve, columns, len(ev.free_order), sigma2)
+    if opts.estimate_offsets and ne is not None:
+        # the last round's normal equations, on the corners kept (rejection happens between rounds)
+        position = np.cumsum(free.ravel()) - 1
+        columns = [int(position[c * N_CAMERA + OFFSET_COLUMN]) if free[c, OFFSET_COLUMN] else None
+                   for c in range(len(params.offsets))]
+        offset_std = offset_standard_deviations(camera_covariance_solver(ev.structure, ne, free), columns,
+                                                int(free.sum()), sigma2)
     return AdjustmentResult(params, obs, r, rejected, offset_std, iterations, converged, huber)

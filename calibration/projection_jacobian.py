@@ -26,12 +26,12 @@ N_INTRINSICS = 9
 
 def _rotate(rot: FloatArray, v: FloatArray) -> FloatArray:
     """``(N, 3, 3) @ (N, 3)`` row by row."""
-    return np.einsum("nij,nj->ni", rot, v)
+    return (rot @ v[:, :, None])[:, :, 0]
 
 
 def _rotate_jac(basis: FloatArray, v: FloatArray) -> FloatArray:
     """``d(R v)/dw`` ``(N, 3, 3)`` from per-point ``basis`` ``(N, 3, 3, 3)`` and ``v`` ``(N, 3)``."""
-    return np.einsum("nk,nkij->nij", v, basis)
+    return (v[:, None, :] @ basis.reshape(len(v), 3, 9)).reshape(len(v), 3, 3)
 
 
 def distort_with_jacobian(xy: FloatArray, d: FloatArray, fisheye: BoolArray
@@ -99,7 +99,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
                      camera: IntArray, pose: IntArray, pose_prev: IntArray,
                      pose_next: IntArray, corner: FloatArray, observed: FloatArray,
                      stencil: FloatArray, fisheye: BoolArray, with_jacobian: bool = False,
-                     pose_only: bool = False) -> tuple[FloatArray, CornerJacobians | None]:
+                     pose_only: bool = False, neighbours: bool = True) -> tuple[FloatArray, CornerJacobians | None]:
     """Reprojection residuals of board corners at each camera's exposure time.
 
     The corner's world position at the camera's exposure time (frame + offset frames) is
@@ -113,16 +113,23 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
         camera, pose, pose_prev, pose_next: ``(N,)`` indices per observation;
         corner: ``(N, 3)`` board frame, metres; observed: ``(N, 2)`` pixels; stencil: ``(N, 3)``.
         pose_only: compute only the ``pose`` block (the others come back None).
+        neighbours: False takes each corner at its own frame, time offsets ignored (for a rig whose
+            offsets are all zero and held): the neighbour poses are not evaluated, their blocks come
+            back None and the offset block zero.
     Returns:
         ``(residual (N, 2) pixels, Jacobian blocks or None)``.
     """
     rot_b = rodrigues_to_matrix(poses[:, :3])
     rot_c = rodrigues_to_matrix(extrinsics[:, :3])
     xf = _rotate(rot_b[pose], corner) + poses[pose, 3:]
-    xm = _rotate(rot_b[pose_prev], corner) + poses[pose_prev, 3:]
-    xp = _rotate(rot_b[pose_next], corner) + poses[pose_next, 3:]
-    delta = offsets[camera]
-    world, vel = exposure_positions(xm, xf, xp, stencil, delta)
+    if neighbours:
+        xm = _rotate(rot_b[pose_prev], corner) + poses[pose_prev, 3:]
+        xp = _rotate(rot_b[pose_next], corner) + poses[pose_next, 3:]
+        delta = offsets[camera]
+        world, vel = exposure_positions(xm, xf, xp, stencil, delta)
+    else:
+        delta = np.zeros(len(camera))
+        world, vel = xf, np.zeros_like(xf)
     rc = rot_c[camera]
     pc = _rotate(rc, world) + extrinsics[camera, 3:]
     xy, _ = normalized_projection(pc)
@@ -152,8 +159,10 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     j_ext = np.concatenate([dpix_dpc @ _rotate_jac(g_c[camera], world), dpix_dpc], axis=2)
     coefs = (1 + delta * stencil[:, 1], delta * stencil[:, 0], delta * stencil[:, 2])
     blocks = []
-    for idx, coef in zip((pose, pose_prev, pose_next), coefs):
+    for idx, coef in zip((pose, pose_prev, pose_next) if neighbours else (pose,), coefs):
         jr = dpix_dx @ _rotate_jac(g_b[idx], corner)
         blocks.append(np.concatenate([jr, dpix_dx], axis=2) * coef[:, None, None])
+    if not neighbours:
+        blocks += [None, None]  # type: ignore[list-item]
     j_delta = dpix_dx @ vel[:, :, None]
     return res, CornerJacobians(j_intr, j_ext, blocks[0], blocks[1], blocks[2], j_delta)
