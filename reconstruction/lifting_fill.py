@@ -20,9 +20,10 @@ Which missing joints it may fill is chosen per case (:class:`~.options.LiftingFi
 measurement: ``benchmarks/reconstruction_ablation.py``): every missing joint of a body one camera
 alone sees (:func:`one_camera_frames`) with too few reconstructed joints to align to (by default;
 with enough, the prior's aligned shape measured as good or better), and, in frames two or more
-cameras see, joints one camera still sees or joints no camera sees; only missing joints are filled. They are then put at bone
-length and on a seeing camera's ray where one passes close (:mod:`.bone_constraints`), as the
-prior's are. Offline only: the window reads frames after the one lifted.
+cameras see, joints one camera still sees or joints no camera sees; only missing joints are
+filled. They are then put at bone length and on a seeing camera's ray where one passes close
+(:mod:`.bone_constraints`), as the prior's are. Offline only: the window reads frames after the one
+lifted.
 """
 
 from __future__ import annotations

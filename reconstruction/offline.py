@@ -94,17 +94,18 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
     points, carried = propagate_along_rays(points, H36M17.parents, H36M17.topological_order(), per_joint,
                                            rig.centers, rig.ray_directions(det.xy), det.usable, track,
                                            max_frames=round(opts.max_carry_s * fps), gate_m=opts.carry_gate_m)
-    by_lifting = none
     missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))                          # frames to fill
+    if missing.size == 0 or (lifter is None and prior is None):
+        return points, carried, none, none
     # the torso's trajectory as the rig reconstructed it, carried across the gaps: both learned fills
     # are pulled towards it (not towards each other's guesses)
     anchors, sigma = torso_anchors(points, fps, TORSO, options=opts.anchors)
-    if lifter is not None and missing.size:
+    by_lifting, by_prior = none.copy(), none.copy()
+    if lifter is not None:
         lf = opts.lifting_fill
         conf = np.nan_to_num(det.keypoints[..., 2])
         weight = np.where(det.usable & (conf >= lf.min_confidence), conf, 0.0)               # (C, F, 17)
         wanted = fillable(np.isfinite(points).all(-1), weight > 0, lf).any(-1)                 # (F,)
-        by_lifting = none.copy()
         if wanted.any():
             # each camera lifted once, batched, in the frames wanted (and those their windows read)
             lifts, lifted = lift_cameras(lifter, det.xy, weight, fps, lf.min_view_joints, wanted, rig.rotations)
@@ -114,17 +115,16 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
                                                   rig.ray_directions(det.xy[:, rows]), xy=det.xy[:, rows],
                                                   anchors=anchors[rows], anchor_sigma=sigma[rows], return_rms=True)
             if prior is not None and lf.compare_placements:
-                filled, mask = _better_placements(filled, mask, rms, points[rows], rows, det, rig, bone_lengths,
-                                                  prior, opts.prior_fill, anchors, sigma)
+                filled, mask, by_prior[rows] = _better_placements(filled, mask, rms, points[rows], rows, det, rig,
+                                                                  bone_lengths, prior, opts.prior_fill, anchors, sigma)
             points[rows], by_lifting[rows] = filled, mask
-            missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1))
-    by_prior = none
+            # frames the prior already placed here are not given to it again
+            missing = np.flatnonzero(~np.isfinite(points).all(-1).all(-1) & ~by_prior.any(-1))
     if prior is not None and missing.size:
         # what neither interpolation nor the rays could give (joints no camera sees, bodies seen by
         # one camera far from any reconstructed frame): the canonical shape, only in the frames
         # that need it, a chunk at a time (each frame is filled on its own)
         f = opts.prior_fill
-        by_prior = none.copy()
         for part in _chunks(missing.size):
             rows = missing[part]
             filled, mask = fill_with_prior(prior, points[rows], det.keypoints[:, rows], rig, min_known=f.min_known,
@@ -138,29 +138,31 @@ def _fill_missing(points: FloatArray, det: Detections, rig: CameraRig, bone_leng
 def _better_placements(filled: FloatArray, by_lifting: BoolArray, lift_rms: FloatArray, before: FloatArray,
                        rows: IntArray, det: Detections, rig: CameraRig, bone_lengths: FloatArray,
                        prior: FactorizationPrior, f: PriorFillOptions, anchors: FloatArray, sigma: FloatArray
-                       ) -> tuple[FloatArray, BoolArray]:
+                       ) -> tuple[FloatArray, BoolArray, BoolArray]:
     """Frames the lift placed (``lift_rms`` finite, ``(n,)`` pixels) placed by the prior too; where
     the prior's placement fits the cameras' 2D better (lower robust RMS, as the prior already
-    chooses between its shape and its mirror) the frame is un-filled, for the prior to fill.
+    chooses between its shape and its mirror) the prior's is kept.
 
     Args:
         filled: ``(n, 17, 3)`` the lift's fill of frames ``rows``; by_lifting: ``(n, 17)``;
         before: ``(n, 17, 3)`` those frames before it; the rest as :func:`_fill_missing`.
     Returns:
-        ``(filled, by_lifting)`` with the frames the prior places better back as they were.
+        ``(filled, by_lifting, by_prior (n, 17))``: the frames the prior places better filled by it.
     """
+    by_prior = np.zeros_like(by_lifting)
     placed = np.flatnonzero(np.isfinite(lift_rms))
     if placed.size == 0:
-        return filled, by_lifting
+        return filled, by_lifting, by_prior
     at = rows[placed]
-    _, _, prior_rms = fill_with_prior(prior, before[placed], det.keypoints[:, at], rig, min_known=f.min_known,
-                                      min_confidence=f.min_confidence, min_view_joints=f.min_view_joints,
-                                      bone_lengths=bone_lengths, anchors=anchors[at], anchor_sigma=sigma[at],
-                                      max_view_fit_px=f.max_view_fit_px, return_rms=True)
-    worse = placed[np.nan_to_num(prior_rms, nan=np.inf) < lift_rms[placed]]
+    prior_fill, prior_mask, prior_rms = fill_with_prior(
+        prior, before[placed], det.keypoints[:, at], rig, min_known=f.min_known, min_confidence=f.min_confidence,
+        min_view_joints=f.min_view_joints, bone_lengths=bone_lengths, anchors=anchors[at], anchor_sigma=sigma[at],
+        max_view_fit_px=f.max_view_fit_px, return_rms=True)
+    better = np.nan_to_num(prior_rms, nan=np.inf) < lift_rms[placed]
     filled, by_lifting = filled.copy(), by_lifting.copy()
-    filled[worse], by_lifting[worse] = before[worse], False
-    return filled, by_lifting
+    worse = placed[better]
+    filled[worse], by_lifting[worse], by_prior[worse] = prior_fill[better], False, prior_mask[better]
+    return filled, by_lifting, by_prior
 
 
 def smoothing_description(opts: ReconstructionOptions, fps: float) -> dict[str, Any]:
