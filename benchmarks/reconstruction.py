@@ -117,6 +117,8 @@ def run_posestudio(take: Take, mode: str) -> tuple[np.ndarray, float]:
         opts = ReconstructionOptions(live=mode.startswith("live"))
         if mode.endswith("no-prior"):
             opts.prior, opts.lifting = None, None      # no learned fill at all (the default has both)
+        if mode.endswith("no-lifting"):
+            opts.lifting = None
         if mode.endswith("no-swaps"):
             opts.swaps = SwapOptions(enabled=False)
         if mode.endswith("before"):
@@ -174,6 +176,7 @@ POSESTUDIO_ROWS = {
     "triangulation": "PoseStudio triangulation",
     "triangulation+prior": "PoseStudio triangulation + prior",
     "offline no-prior": "PoseStudio + smoothing, no prior",
+    "offline no-lifting": "PoseStudio + prior + smoothing, no lifting",
     "offline": "PoseStudio + prior + smoothing",
     "live no-prior": "PoseStudio live, no prior (causal)",
     "live": "PoseStudio live + prior (causal)",
@@ -380,17 +383,8 @@ def run_lifting_grid(errors: DetectorErrors, frames: int, seeds: list[int]) -> N
         for seed in seeds:
             takes = make_takes(n_cams, e, frames, seed)
             truth = np.concatenate([t.truth for t in takes])
-            out = {}
-            for lifting in (False, True):
-                pts = []
-                for t in takes:
-                    opts = ReconstructionOptions()
-                    if not lifting:
-                        opts.lifting = None
-                    kp = Keypoints2D(t.keypoints, t.rig.names, list(H36M17.joints), t.fps)
-                    pts.append(reconstruct(t.rig, kp, opts).points.points3d)
-                out[lifting] = score(np.concatenate(pts), truth)
-            a, b = out[False], out[True]
+            a, b = (score(np.concatenate([run_posestudio(t, mode)[0] for t in takes]), truth)
+                    for mode in ("offline no-lifting", "offline"))
             worse |= b["mpjpe"] > a["mpjpe"] + 1e-9 or b["coverage"] < a["coverage"] - 1e-9
             cells += f"{a['mpjpe']:>16.3f} /{b['mpjpe']:>6.3f}"
         worse_any |= worse
