@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-aniposelib", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--halves", action="store_true",
+                    help="rig-size sweep: also solve the largest take's cameras in two halves (paired comparison)")
     args = ap.parse_args(argv)
     if len(args.cameras) > 1:
         from benchmarks import calibration_scale

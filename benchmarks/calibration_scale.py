@@ -66,8 +66,45 @@ def render(take: Path, layout: str, cameras: int, frames: int, size: tuple[int, 
     return time.perf_counter() - t0
 
 
-def run_posestudio(take: Path, workers: int) -> dict:
-    """PoseStudio on one take (in this process): detection, calibration, errors, peak RSS."""
+def half_rigs(n_cameras: int) -> tuple[list[int], list[int]]:
+    """Two halves of a rig, camera indices: cameras ``4k, 4k+1`` and ``4k+2, 4k+3``.
+
+    Each half spreads around the volume as the whole rig does and, in the overhead layout (every
+    odd camera overhead), holds as many overhead cameras as ring cameras.
+    """
+    first = [i for i in range(n_cameras) if i % 4 in (0, 1)]
+    return first, [i for i in range(n_cameras) if i % 4 in (2, 3)]
+
+
+def same_cameras_in_halves(dets: list, board, fps: float | None, truth: CameraRig, full_scores: dict) -> dict:
+    """The take's cameras calibrated in two halves (:func:`half_rigs`) from the same detections.
+
+    A paired comparison with the whole rig's solve: the same cameras, the same board views, only
+    the number of cameras solved together differs, so it is free of the luck of which cameras a
+    random rig of each size happened to get.
+
+    Returns:
+        ``{"halves": mean errors over all cameras from the half-rig solves, "whole": the same
+        cameras' mean errors from the whole rig's solve, "better": per error, how many cameras the
+        whole rig's solve got closer}``.
+    """
+    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
+    from posestudio.calibration.compare import score_against_truth
+
+    halves: dict[str, dict[str, float]] = {}
+    for idx in half_rigs(len(dets)):
+        res = calibrate_from_detections([dets[i] for i in idx], board, CalibrationOptions(), fps=fps, progress=None)
+        halves.update(score_against_truth(res.rig, truth.subset([truth.names[i] for i in idx]))["cameras"])
+    names = list(halves)
+    return {"halves": {k: sum(halves[c][k] for c in names) / len(names) for k in KEYS},
+            "whole": {k: sum(full_scores[c][k] for c in names) / len(names) for k in KEYS},
+            "better": {k: sum(full_scores[c][k] < halves[c][k] for c in names) for k in KEYS},
+            "cameras": len(names)}
+
+
+def run_posestudio(take: Path, workers: int, halves: bool = False) -> dict:
+    """PoseStudio on one take (in this process): detection, calibration, errors, peak RSS; with
+    ``halves`` also :func:`same_cameras_in_halves` (after the timed part)."""
     from posestudio.calibration.board import load_board
     from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections, detect_sources
     from posestudio.calibration.compare import score_against_truth
@@ -83,7 +120,8 @@ def run_posestudio(take: Path, workers: int) -> dict:
     t_cal, c_cal = time.perf_counter() - t1, _cpu_seconds() - c1
     sc = score_against_truth(res.rig, truth)
     rep = res.report
-    return {"ok": True, "detection_s": t_det, "calibration_s": t_cal, "seconds": t_det + t_cal,
+    paired = same_cameras_in_halves(dets, board, fps, truth, sc["cameras"]) if halves else None
+    return {"ok": True, "halves": paired, "detection_s": t_det, "calibration_s": t_cal, "seconds": t_det + t_cal,
             "detection_cpu_s": c_det, "calibration_cpu_s": c_cal,
             "frames": dets[0].n_frames, "board_views": sum(len(d.observations) for d in dets),
             "corners": rep.adjustment.corners if rep.adjustment else 0,
@@ -125,9 +163,10 @@ def run_aniposelib(take: Path) -> dict:
     return out
 
 
-def _in_fresh_process(tool: str, take: Path, workers: int, timeout_s: float) -> dict:
+def _in_fresh_process(tool: str, take: Path, workers: int, timeout_s: float, halves: bool = False) -> dict:
     """Run one tool on one take in a new Python process (own peak RSS); its JSON result."""
     cmd = [sys.executable, "-m", "benchmarks.calibration_scale", "--worker", tool, str(take), "--workers", str(workers)]
+    cmd += ["--halves"] if halves else []
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
@@ -169,7 +208,8 @@ def main(cameras: list[int], args: argparse.Namespace) -> int:
         t = render(take, args.layout, n, frames, size, args.seed)
         if t:
             print(f"  rendered {take} in {t:.0f} s", flush=True)
-        ps = _in_fresh_process("posestudio", take, args.workers, args.timeout)
+        ps = _in_fresh_process("posestudio", take, args.workers, args.timeout,
+                               halves=args.halves and n == max(cameras))
         print(f"  {n} cameras: PoseStudio {'%.1f s' % ps['seconds'] if ps.get('ok') else 'FAILED: ' + ps['failure']}",
               flush=True)
         if args.skip_aniposelib:
@@ -217,8 +257,27 @@ def main(cameras: list[int], args: argparse.Namespace) -> int:
               f"{'met' if not worse else 'MISSED (' + ', '.join(worse) + ')'}; wall time per camera-frame at {hi} "
               f"cameras ({per[hi]:.2f} ms) no more than at {lo} ({per[lo]:.2f} ms): "
               f"{'met' if per[hi] <= per[lo] else 'MISSED'}")
+    for n, ps in ok.items():
+        if ps.get("halves"):
+            _print_halves(n, ps["halves"])
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def _print_halves(n: int, paired: dict) -> None:
+    """The paired comparison of :func:`same_cameras_in_halves`, with its verdict."""
+    labels = {"focal_error_pct": ("focal", "%", 3), "principal_point_error_px": ("pp", "px", 2),
+              "center_error_mm": ("centre", "mm", 2), "rotation_error_deg": ("rotation", "deg", 3)}
+    parts = []
+    for k in KEYS:
+        name, unit, digits = labels[k]
+        parts.append(f"{name} {paired['halves'][k]:.{digits}f} -> {paired['whole'][k]:.{digits}f} {unit} "
+                     f"({paired['better'][k]}/{paired['cameras']} cameras closer)")
+    worse = [labels[k][0] for k in KEYS if paired["whole"][k] > paired["halves"][k]]
+    print(f"\nsame {paired['cameras']} cameras, solved in two {n // 2}-camera halves -> in the whole {n}-camera rig "
+          "(same detections): " + "; ".join(parts))
+    print(f"target (paired): errors at {n} cameras no worse than at {n // 2}: "
+          f"{'met' if not worse else 'MISSED (' + ', '.join(worse) + ')'}")
 
 
 def _worker(argv: list[str]) -> int:
@@ -226,8 +285,9 @@ def _worker(argv: list[str]) -> int:
     ap.add_argument("--worker", choices=("posestudio", "aniposelib"), required=True)
     ap.add_argument("take", type=Path)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--halves", action="store_true")
     a = ap.parse_args(argv)
-    res = run_posestudio(a.take, a.workers) if a.worker == "posestudio" else run_aniposelib(a.take)
+    res = run_posestudio(a.take, a.workers, a.halves) if a.worker == "posestudio" else run_aniposelib(a.take)
     print(json.dumps(res))
     return 0
 

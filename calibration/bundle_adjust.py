@@ -12,7 +12,7 @@ analytic per-corner Jacobian blocks (:mod:`.projection_jacobian`) summed straigh
 of the normal equations, the board poses eliminated by a Schur complement and the reduced camera
 system solved densely (:mod:`.normal_equations`); after each joint step every board pose takes one
 more Gauss-Newton step alone. The gauge (world frame) is fixed by holding the reference camera's
-pose. The time model (velocity stencils, offset uncertainties) is :mod:`.time_offsets`.
+pose. The time model (motion stencils, offset uncertainties) is :mod:`.time_offsets`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from .normal_equations import (
     BlockStructure,
     NormalEquations,
     assemble,
-    camera_covariance_solver,
+    camera_standard_deviations,
     solve_step,
 )
 from .projection_jacobian import N_INTRINSICS, corner_residuals
-from .time_offsets import offset_standard_deviations, velocity_stencils
+from .time_offsets import motion_stencils
 
 
 @dataclass
@@ -47,8 +47,9 @@ class Observations:
     Attributes:
         camera: ``(N,)`` camera index.
         pose: ``(N,)`` index of the board pose of the corner's frame.
-        pose_prev, pose_next: ``(N,)`` neighbour pose indices used for the velocity stencil.
-        stencil: ``(N, 3)`` velocity weights for (prev, this, next) poses, per frame.
+        pose_prev, pose_next: ``(N,)`` neighbour pose indices used for the motion stencil.
+        stencil: ``(N, 2, 3)`` velocity (1/frame) and acceleration (1/frame^2) weights of the
+            (prev, this, next) poses (:class:`.time_offsets.MotionStencils`).
         corner: ``(N, 3)`` board-frame corner position, metres.
         pixel: ``(N, 2)`` detected position, pixels.
         frame: ``(N,)`` source frame index; corner_id: ``(N,)`` corner id (for reports).
@@ -71,16 +72,25 @@ class Observations:
         """The rows where ``keep`` ``(N,)`` is true."""
         return Observations(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
 
+    def with_time_model(self, model: str) -> "Observations":
+        """The same corners with the stencils of another time model (:func:`.time_offsets.motion_stencils`)."""
+        frames = np.zeros(int(self.pose.max()) + 1, np.int64)
+        frames[self.pose] = self.frame
+        st = motion_stencils(frames.tolist(), model=model)
+        return replace(self, pose_prev=st.prev[self.pose], pose_next=st.next[self.pose], stencil=st.weights[self.pose])
+
     @classmethod
-    def from_detections(cls, dets: list[CameraDetections], board: BoardSpec, frames: list[int]) -> "Observations":
+    def from_detections(cls, dets: list[CameraDetections], board: BoardSpec, frames: list[int],
+                        time_model: str = "quadratic") -> "Observations":
         """One row per corner detected in a frame of ``frames`` (the frames with a board pose).
 
         Args:
             dets: per camera, in rig order; board: the board (corner positions);
-            frames: sorted frame indices; pose ``i`` is the board in ``frames[i]``.
+            frames: sorted frame indices; pose ``i`` is the board in ``frames[i]``;
+            time_model: see :func:`.time_offsets.motion_stencils`.
         """
         pose_index = {f: i for i, f in enumerate(frames)}
-        stencils = velocity_stencils(frames)
+        stencils = motion_stencils(frames, model=time_model)
         corners = board.corner_points()
         cols: dict[str, list] = {k: [] for k in ("camera", "pose", "corner_id", "pixel", "frame")}
         for c, d in enumerate(dets):
@@ -180,19 +190,27 @@ class AdjustmentResult:
         observations: the corners kept.
         residuals: ``(N, 2)`` final residuals of the kept corners, pixels.
         rejected: the corners dropped as outliers.
-        offset_std: ``(C,)`` standard deviation of each time offset, frames (NaN when fixed).
+        camera_std: ``(C, K)`` standard deviation of each camera unknown (intrinsics, extrinsics,
+            time offset; :func:`.normal_equations.camera_standard_deviations`), NaN where held.
         iterations: LM iterations in all rounds; converged: whether the last round converged.
         huber_px: the Huber threshold of the last round, pixels.
+        time_model: the time model of the observations' stencils, when the caller chose one.
     """
 
     params: RigParameters
     observations: Observations
     residuals: FloatArray
     rejected: list[Outlier] = field(default_factory=list)
-    offset_std: FloatArray = field(default_factory=lambda: np.zeros(0))
+    camera_std: FloatArray = field(default_factory=lambda: np.zeros((0, N_CAMERA)))
     iterations: int = 0
     converged: bool = False
     huber_px: float = 0.0
+    time_model: str | None = None
+
+    @property
+    def offset_std(self) -> FloatArray:
+        """``(C,)`` standard deviation of each time offset, frames (NaN when held)."""
+        return self.camera_std[:, OFFSET_COLUMN]
 
 
 def _camera_free(params: RigParameters, opts: AdjustmentOptions) -> BoolArray:
@@ -347,12 +365,7 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
             obs = obs.subset(~bad)
     ev = _Evaluator(obs, params, neighbours)
     r = ev.residuals(params)
-    offset_std = np.full(len(params.offsets), np.nan)
-    if opts.estimate_offsets and ne is not None:
-        # the last round's normal equations, on the corners kept (rejection happens between rounds)
-        position = np.cumsum(free.ravel()) - 1
-        columns = [int(position[c * N_CAMERA + OFFSET_COLUMN]) if free[c, OFFSET_COLUMN] else None
-                   for c in range(len(params.offsets))]
-        offset_std = offset_standard_deviations(camera_covariance_solver(ev.structure, ne, free), columns,
-                                                int(free.sum()), sigma2)
-    return AdjustmentResult(params, obs, r, rejected, offset_std, iterations, converged, huber)
+    # the last round's normal equations, on the corners kept (rejection happens between rounds)
+    camera_std = camera_standard_deviations(ev.structure, ne, free, sigma2) if ne is not None else \
+        np.full(free.shape, np.nan)
+    return AdjustmentResult(params, obs, r, rejected, camera_std, iterations, converged, huber)

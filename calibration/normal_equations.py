@@ -3,7 +3,7 @@
 The unknowns fall in two groups: per camera ``K = 16`` (intrinsics 9, extrinsics 6, time offset 1,
 in that order) and per board pose 6 (Rodrigues rotation, translation). A corner's residual depends
 on one camera and on its frame's board pose and, when time offsets are in play, through the
-velocity stencil of the time model (:mod:`.time_offsets`) also on the previous and next board
+motion stencil of the time model (:mod:`.time_offsets`) also on the previous and next board
 poses. The Gauss-Newton matrix ``H = J^T W J`` is kept in blocks:
 
 - ``h_cc`` ``(C, K, K)``: each camera's own block (two cameras never share a residual);
@@ -160,7 +160,7 @@ def _coupling(pose: IntArray, pose_prev: IntArray, pose_next: IntArray, n_poses:
         use = np.flatnonzero(has[later] & has[earlier] & (poses[later] != poses[earlier]))
         d = poses[later][use] - poses[earlier][use]
         if np.any(d <= 0):
-            raise ValueError("velocity stencil neighbours out of frame order")
+            raise ValueError("motion stencil neighbours out of frame order")
         uses.append(use)
         diffs.append(d)
     bandwidth = max((int(d.max()) for d in diffs if len(d)), default=1)
@@ -367,13 +367,24 @@ def solve_step(st: BlockStructure, ne: NormalEquations, damping: float, camera_f
     return dc, red.pose_solve(dc)
 
 
-def camera_covariance_solver(st: BlockStructure, ne: NormalEquations, camera_free: BoolArray
-                             ) -> Callable[[FloatArray], FloatArray]:
-    """A solver of ``H^-1`` restricted to the free camera unknowns (``H^-1``'s camera block is ``S^-1``).
+def camera_standard_deviations(st: BlockStructure, ne: NormalEquations, camera_free: BoolArray,
+                               residual_variance: float) -> FloatArray:
+    """Standard deviation of every camera unknown from the normal matrix: ``sqrt(diag(H^-1) sigma^2)``.
 
+    ``H^-1``'s camera block is ``S^-1`` (the board poses eliminated), so only the reduced camera
+    system is inverted. These are the uncertainties the corner noise alone leaves (independent
+    corners with the residuals' variance); correlated detection errors add to them.
+
+    Args:
+        camera_free: ``(C, K)`` which camera unknowns were solved.
+        residual_variance: ``sigma^2`` of the (robustly weighted) residuals, pixels squared.
     Returns:
-        ``solve(b)`` for ``b`` ``(n_free,)``, the free camera unknowns in row-major ``(C, K)`` order.
+        ``(C, K)`` in each unknown's units (:mod:`.projection_jacobian`); NaN where held.
     """
     red = reduce(st, ne, 0.0, camera_free)
-    factor = sla.lu_factor(red.s, check_finite=False)  # LU: S may be only semi-definite
-    return lambda b: sla.lu_solve(factor, b, check_finite=False)
+    std = np.full(camera_free.shape, np.nan)
+    if camera_free.any():
+        factor = sla.lu_factor(red.s, check_finite=False)  # LU: S may be only semi-definite
+        diag = np.diag(sla.lu_solve(factor, np.eye(len(red.s)), check_finite=False))
+        std[camera_free] = np.sqrt(np.maximum(diag, 0.0) * residual_variance)
+    return std

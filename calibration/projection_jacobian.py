@@ -19,7 +19,7 @@ from posestudio.core.arrays import BoolArray, FloatArray, IntArray
 from posestudio.core.projection import normalized_projection, normalized_projection_jacobian
 from posestudio.core.rotations import rodrigues_to_matrix, rotation_derivative_factor, rotation_jacobian_basis
 
-from .time_offsets import exposure_positions
+from .time_offsets import exposure_weights
 
 N_INTRINSICS = 9
 
@@ -103,15 +103,14 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     """Reprojection residuals of board corners at each camera's exposure time.
 
     The corner's world position at the camera's exposure time (frame + offset frames) is
-    ``X = X_f + offset * V`` with the finite-difference velocity
-    ``V = s0 * X_prev + s1 * X_f + s2 * X_next`` (``stencil`` = s0, s1, s2, per frame; see
-    :mod:`.time_offsets`).
+    ``X = X_f + offset * V + offset**2 / 2 * A`` with the finite-difference velocity and
+    acceleration of the board poses around it (``stencil``; see :mod:`.time_offsets`).
 
     Args:
         intrinsics: ``(C, 9)``; extrinsics: ``(C, 6)`` world-to-camera; poses: ``(F, 6)``
             board-to-world; offsets: ``(C,)`` frames; fisheye: ``(C,)``.
         camera, pose, pose_prev, pose_next: ``(N,)`` indices per observation;
-        corner: ``(N, 3)`` board frame, metres; observed: ``(N, 2)`` pixels; stencil: ``(N, 3)``.
+        corner: ``(N, 3)`` board frame, metres; observed: ``(N, 2)`` pixels; stencil: ``(N, 2, 3)``.
         pose_only: compute only the ``pose`` block (the others come back None).
         neighbours: False takes each corner at its own frame, time offsets ignored (for a rig whose
             offsets are all zero and held): the neighbour poses are not evaluated, their blocks come
@@ -125,10 +124,12 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     if neighbours:
         xm = _rotate(rot_b[pose_prev], corner) + poses[pose_prev, 3:]
         xp = _rotate(rot_b[pose_next], corner) + poses[pose_next, 3:]
-        delta = offsets[camera]
-        world, vel = exposure_positions(xm, xf, xp, stencil, delta)
+        weight, dweight = exposure_weights(stencil, offsets[camera])
+        stack = np.stack([xm, xf, xp], axis=1)
+        world = np.einsum("nk,nkd->nd", weight, stack)
+        vel = np.einsum("nk,nkd->nd", dweight, stack)  # d world / d offset
     else:
-        delta = np.zeros(len(camera))
+        weight = np.tile([0.0, 1.0, 0.0], (len(camera), 1))
         world, vel = xf, np.zeros_like(xf)
     rc = rot_c[camera]
     pc = _rotate(rc, world) + extrinsics[camera, 3:]
@@ -145,7 +146,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     dpix_dpc = np.stack([fx, fy], axis=1)[:, :, None] * (jd_xy @ normalized_projection_jacobian(pc))
     dpix_dx = dpix_dpc @ rc  # (N, 2, 3) w.r.t. the world point
     if pose_only:
-        coef = 1 + delta * stencil[:, 1]
+        coef = weight[:, 1]
         j_pf = np.concatenate([dpix_dx @ _rotate_jac(g_b[pose], corner), dpix_dx], axis=2) * coef[:, None, None]
         return res, CornerJacobians(None, None, j_pf, None, None, None)  # type: ignore[arg-type]
     g_c = rotation_jacobian_basis(rot_c, rotation_derivative_factor(extrinsics[:, :3], rot_c))
@@ -157,7 +158,7 @@ def corner_residuals(intrinsics: FloatArray, extrinsics: FloatArray, poses: Floa
     j_intr[:, 0, 4:] = fx[:, None] * jd_d[:, 0]
     j_intr[:, 1, 4:] = fy[:, None] * jd_d[:, 1]
     j_ext = np.concatenate([dpix_dpc @ _rotate_jac(g_c[camera], world), dpix_dpc], axis=2)
-    coefs = (1 + delta * stencil[:, 1], delta * stencil[:, 0], delta * stencil[:, 2])
+    coefs = (weight[:, 1], weight[:, 0], weight[:, 2])
     blocks = []
     for idx, coef in zip((pose, pose_prev, pose_next) if neighbours else (pose,), coefs):
         jr = dpix_dx @ _rotate_jac(g_b[idx], corner)

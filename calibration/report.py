@@ -118,6 +118,9 @@ class CameraEntry:
         reprojection_rms_px: after the bundle adjustment, pixels; corners_used: corners it kept.
         focal_px: ``[fx, fy]``; principal_point_px: ``[cx, cy]``; centre_m: camera centre in the
             world frame, metres; time_offset_ms: milliseconds, relative to the reference camera.
+        focal_std_px, principal_point_std_px: one standard deviation of ``[fx, fy]`` and
+            ``[cx, cy]``, pixels, from the adjustment's normal matrix (what the corner noise
+            leaves; on rendered takes the true errors are 1-1.3 times these).
         distortion: lens coefficients (intrinsics-only calibrations).
     """
 
@@ -136,6 +139,8 @@ class CameraEntry:
     centre_m: list[float] | None = absent_field()
     time_offset_ms: float | None = absent_field()
     distortion: list[float] | None = absent_field()
+    focal_std_px: list[float] | None = absent_field()
+    principal_point_std_px: list[float] | None = absent_field()
 
 
 @dataclass
@@ -184,12 +189,14 @@ class RejectedCorner:
 @dataclass
 class AdjustmentSummary:
     """The bundle adjustment (``adjustment``): LM ``iterations`` in all stages, whether the last
-    ``converged``, ``corners`` kept and ``board_poses`` solved."""
+    ``converged``, ``corners`` kept, ``board_poses`` solved and the ``time_model`` of the board
+    between frames (``"quadratic"`` or ``"linear"``, :mod:`.time_offsets`; absent without time offsets)."""
 
     iterations: int
     converged: bool
     corners: int
     board_poses: int
+    time_model: str | None = absent_field()
 
 
 @dataclass(kw_only=True)

@@ -59,7 +59,7 @@ def test_corner_jacobians_match_finite_differences(fisheye):
     offsets = rng.normal(0, 0.3, n_cam)
     cam = rng.integers(0, n_cam, n)
     pose = rng.integers(1, n_pose - 1, n)
-    stencil = np.tile([-0.5, 0.0, 0.5], (n, 1))
+    stencil = np.tile([[-0.5, 0.0, 0.5], [1.0, -2.0, 1.0]], (n, 1, 1))  # velocity, acceleration
     corner = np.c_[rng.uniform(0, 0.5, (n, 2)), np.zeros(n)]
     obs = rng.uniform(0, 500, (n, 2))
     fish = np.full(n_cam, fisheye)

@@ -65,7 +65,14 @@ def test_time_offsets_are_estimated_and_keep_the_rig_accurate(truth_rig, studio_
     # A lag absorbed into the camera poses biases them; estimating it removes the bias.
     assert e_est["centre_mm"].mean() < 0.6 * e_idx["centre_mm"].mean()
     assert e_est["centre_mm"].max() < 5.0
-    assert e_est["rot_deg"].max() < 0.1
+    # As accurate as a genlocked rig filming the same motion with the same noise (whose own errors,
+    # 0.07 degree on average here, are the corner noise's).
+    locked = observe(truth_rig, studio_board, smooth_board_path(0, extent_m=2.0, speed=1.5), 240, FPS,
+                     noise_px=0.2, seed=3)
+    e_locked = truth_errors(calibrate_from_detections(locked, studio_board, CalibrationOptions(sync="index"), fps=FPS,
+                                                      progress=None).rig, truth_rig)
+    for key in ("rot_deg", "centre_mm", "focal_pct"):
+        assert e_est[key].mean() < 1.25 * e_locked[key].mean(), key
     assert all(v.std_ms is None or v.std_ms < 1.0 for v in est.report.time_offsets.values())
 
 
