@@ -75,17 +75,25 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(report: CalibrationReport) -> str:
     """A short table of the report for the terminal."""
-    lines = ["camera      views  reproj RMS px   fx px      fy px      cx px     cy px    offset ms"]
+    lines = [f"{'camera':<10} {'views':>6}  {'reproj RMS px':>12}  "
+             + " ".join(f"{h:^15}" for h in ("fx px", "fy px", "cx px", "cy px")) + "  offset ms",
+             "(± one standard deviation, where the bundle adjustment gives it)"]
     nan2 = [float("nan")] * 2
+
+    def value(v: float, std: float | None) -> str:
+        return f"{v:>8.2f}" + (f" ±{std:<5.2f}" if std is not None else " " * 7)
+
     for name, c in report.cameras.items():
         rms = c.reprojection_rms_px if c.reprojection_rms_px is not None else c.intrinsic_rms_px
         f = c.focal_px or nan2
         pp = c.principal_point_px or nan2
+        fs = c.focal_std_px or [None, None]
+        ps = c.principal_point_std_px or [None, None]
         off = (report.time_offsets or {}).get(name)
         off_s = f"{off.ms:+.2f}" + (f" ±{off.std_ms:.2f}" if off.std_ms else "") if off else "-"
         rms_s = f"{rms:.3f}" if rms is not None else "-"
-        lines.append(f"{name:<10} {c.board_frames:>6}  {rms_s:>12}  {f[0]:>9.2f}  {f[1]:>9.2f}  {pp[0]:>8.2f}  "
-                     f"{pp[1]:>8.2f}  {off_s}")
+        lines.append(f"{name:<10} {c.board_frames:>6}  {rms_s:>12}  {value(f[0], fs[0])} {value(f[1], fs[1])} "
+                     f"{value(pp[0], ps[0])} {value(pp[1], ps[1])}  {off_s}")
     bse = report.board_size_error
     if bse and bse.pairs:
         lines.append(f"board-size error: mean {bse.mean_abs_mm:.2f} mm, RMS {bse.rms_mm:.2f} mm "

@@ -75,6 +75,8 @@ def test_an_intrinsics_only_report_leaves_the_extrinsic_sections_out(reports) ->
 def test_the_terminal_summary_reads_the_report(reports) -> None:
     rep, _ = reports["full"]
     text = summary(rep)
-    for name in rep.cameras:
+    for name, cam in rep.cameras.items():
         assert re.search(rf"^{name}\s+\d+\s+\d+\.\d+", text, re.M), name
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
+        assert f"{cam.focal_px[0]:.2f} ±{cam.focal_std_px[0]:.2f}" in line
     assert "board-size error: mean" in text and "with the time offsets applied" in text
