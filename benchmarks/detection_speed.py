@@ -7,7 +7,8 @@ the commit that put detection in one thread per core), loaded by path from a ``g
 that commit (``--old-tree``, created when missing) and run the way that commit's
 ``detect_sources`` ran it: one thread per recording up to the core count, OpenCV's own threads
 left at their default. "Now" is :func:`posestudio.calibration.calibrate.detect_sources` itself.
-Both decode the same videos with the same :class:`FrameSource`, in the same process, in turn,
+Each decodes as its commit did (before: OpenCV to BGR, then grey; now: the luma plane,
+:mod:`posestudio.capture.luma`), on the same videos, in the same process, in turn,
 ``--repeats`` times each (the fastest run of each counts: a machine shared with other work only
 ever slows a run down).
 
@@ -37,8 +38,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from benchmarks.tables import print_table
 
@@ -86,15 +90,27 @@ def old_detect_module(tree: Path, commit: str) -> ModuleType:
     return module
 
 
+def opencv_gray_frames(path: Path) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """``(index, grey frame)`` as the old commit's ``FrameSource`` decoded them: OpenCV to BGR, then grey."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            i += 1
+    finally:
+        cap.release()
+
+
 def detect_before(old: ModuleType, videos: list[Path], board) -> list:
     """Detection as ``detect_sources`` ran it at the old commit: one thread per recording up to the
-    core count, OpenCV's own thread pool untouched."""
-    from posestudio.capture.sources import FrameSource
-
-    sources = [FrameSource.open(p) for p in videos]
-    workers = min(len(sources), len(os.sched_getaffinity(0)))
+    core count, OpenCV's own thread pool untouched, frames decoded by OpenCV to BGR and then grey."""
+    workers = min(len(videos), len(os.sched_getaffinity(0)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda s: old.detect_in_frames(s.name, s.frames(gray=True), board), sources))
+        return list(pool.map(lambda p: old.detect_in_frames(Path(p).stem, opencv_gray_frames(p), board), videos))
 
 
 def detect_now(videos: list[Path], board) -> list:

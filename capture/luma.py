@@ -1,0 +1,66 @@
+"""Grey frames of a video straight from its luma plane (PyAV), without a colour conversion.
+
+OpenCV's ``VideoCapture`` converts every decoded YUV frame to BGR, and a grey image then needs a
+second conversion back: together more than half of what decoding costs (1280 x 720 MPEG-4, one
+core: 2.4 ms a frame against 1.0 ms for the luma plane). Board detection, the hot path of
+calibration, only needs grey. For the planar YUV and NV12/NV21 formats cameras record, the luma
+plane *is* the grey image (BT.601/709 luma weights the colours as ``COLOR_BGR2GRAY`` does), once
+limited ("MPEG", 16-235) range is stretched to full range as the BGR conversion would. Other pixel
+formats go through FFmpeg's own conversion to grey.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+#: Pixel formats whose first plane is 8-bit luma.
+LUMA_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+                          "yuvj440p", "yuv411p", "yuvj411p", "nv12", "nv21", "gray"})
+#: Limited-range luma (16-235) to full range (0-255), rounded: what the BGR conversion does to grey.
+_STRETCH = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+class LumaDecodeError(Exception):
+    """FFmpeg could not open or decode the video (the message is FFmpeg's)."""
+
+
+def _is_full_range(frame) -> bool:
+    """Whether the frame's luma already spans 0-255 (JPEG range, or a ``yuvj*`` / grey format)."""
+    name = frame.format.name
+    return name.startswith("yuvj") or name == "gray" or int(frame.color_range or 0) == 2
+
+
+def luma_frames(path: str | Path) -> Iterator[NDArray[np.uint8]]:
+    """Every frame of the video at ``path`` as a full-range grey ``(H, W)`` uint8 image, in order.
+
+    Raises:
+        LumaDecodeError: the file cannot be opened or decoded.
+    """
+    import av  # imported here: only grey decoding needs it
+
+    try:
+        yield from _decode(av.open(str(path)))
+    except (av.FFmpegError, IndexError) as exc:  # IndexError: no video stream
+        raise LumaDecodeError(str(exc) or "no video stream") from None
+
+
+def _decode(container) -> Iterator[NDArray[np.uint8]]:
+    """The grey frames of an open PyAV ``container``'s first video stream (closed at the end)."""
+    with container:
+        stream = container.streams.video[0]
+        # One decoding thread: the callers decode several recordings at once, one per core.
+        stream.thread_type = "NONE"
+        for frame in container.decode(stream):
+            if frame.format.name not in LUMA_FORMATS:
+                yield frame.to_ndarray(format="gray")
+                continue
+            plane = frame.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+            # A copy either way: the decoder may reuse the frame's buffer.
+            # cv2.LUT: a tenth of numpy's fancy indexing, and without the GIL.
+            yield np.ascontiguousarray(luma) if _is_full_range(frame) else cv2.LUT(luma, _STRETCH)
