@@ -80,17 +80,16 @@ class Observations:
         return replace(self, pose_prev=st.prev[self.pose], pose_next=st.next[self.pose], stencil=st.weights[self.pose])
 
     @classmethod
-    def from_detections(cls, dets: list[CameraDetections], board: BoardSpec, frames: list[int],
-                        time_model: str = "quadratic") -> "Observations":
-        """One row per corner detected in a frame of ``frames`` (the frames with a board pose).
+    def from_detections(cls, dets: list[CameraDetections], board: BoardSpec, frames: list[int]) -> "Observations":
+        """One row per corner detected in a frame of ``frames`` (the frames with a board pose), with
+        the quadratic time model's stencils (:meth:`with_time_model` gives the other's).
 
         Args:
             dets: per camera, in rig order; board: the board (corner positions);
-            frames: sorted frame indices; pose ``i`` is the board in ``frames[i]``;
-            time_model: see :func:`.time_offsets.motion_stencils`.
+            frames: sorted frame indices; pose ``i`` is the board in ``frames[i]``.
         """
         pose_index = {f: i for i, f in enumerate(frames)}
-        stencils = motion_stencils(frames, model=time_model)
+        stencils = motion_stencils(frames)
         corners = board.corner_points()
         cols: dict[str, list] = {k: [] for k in ("camera", "pose", "corner_id", "pixel", "frame")}
         for c, d in enumerate(dets):
@@ -147,6 +146,9 @@ class AdjustmentOptions:
             round are dropped and the problem is solved again, with the Huber threshold lowered to
             2.5 robust sigma (within [0.3, huber_px]).
         rounds: solves in all (outlier rejection between them).
+        standard_deviations: compute every camera unknown's standard deviation at the solution
+            (:attr:`AdjustmentResult.camera_std`; one more reduction of the normal equations, so
+            only for the solution that is kept; NaN otherwise).
     """
 
     refine_intrinsics: bool = True
@@ -158,6 +160,7 @@ class AdjustmentOptions:
     tolerance: float = 1e-6
     outlier_px: float = 1.0
     rounds: int = 3
+    standard_deviations: bool = False
 
 
 @dataclass
@@ -191,7 +194,8 @@ class AdjustmentResult:
         residuals: ``(N, 2)`` final residuals of the kept corners, pixels.
         rejected: the corners dropped as outliers.
         camera_std: ``(C, K)`` standard deviation of each camera unknown (intrinsics, extrinsics,
-            time offset; :func:`.normal_equations.camera_standard_deviations`), NaN where held.
+            time offset; :func:`.normal_equations.camera_standard_deviations`), NaN where held or
+            not asked for (:attr:`AdjustmentOptions.standard_deviations`).
         iterations: LM iterations in all rounds; converged: whether the last round converged.
         huber_px: the Huber threshold of the last round, pixels.
         time_model: the time model of the observations' stencils, when the caller chose one.
@@ -365,7 +369,8 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
             obs = obs.subset(~bad)
     ev = _Evaluator(obs, params, neighbours)
     r = ev.residuals(params)
-    # the last round's normal equations, on the corners kept (rejection happens between rounds)
-    camera_std = camera_standard_deviations(ev.structure, ne, free, sigma2) if ne is not None else \
-        np.full(free.shape, np.nan)
+    camera_std = np.full(free.shape, np.nan)
+    if opts.standard_deviations and ne is not None:
+        # the last round's normal equations, on the corners kept (rejection happens between rounds)
+        camera_std = camera_standard_deviations(ev.structure, ne, free, sigma2)
     return AdjustmentResult(params, obs, r, rejected, camera_std, iterations, converged, huber)

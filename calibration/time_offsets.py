@@ -13,8 +13,8 @@ three poses, whatever their spacing; one-sided and linear, ``A = 0``, at the end
 frame, so the velocity is metres per frame and the acceleration metres per frame squared). The
 curvature term matters: with offsets up to half a frame and a hand-held board, the linear model
 left errors of a tenth of a pixel that are the same in every view of a camera and went into its
-intrinsics (rendered 32-camera take: intrinsics errors 1.5-2 times what the corner noise explains,
-exactly 1 time without offsets).
+intrinsics (rendered 32-camera take: intrinsics errors 1.5-2 times what the corner noise explains
+with the straight line, about 1 time with the parabola).
 
 Here is everything about that model: the stencils (:func:`motion_stencils`), a corner's position
 at a camera's exposure (:func:`exposure_weights`), a rig's offsets in frames
