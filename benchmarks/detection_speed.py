@@ -92,17 +92,10 @@ def old_detect_module(tree: Path, commit: str) -> ModuleType:
 
 def opencv_gray_frames(path: Path) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     """``(index, grey frame)`` as the old commit's ``FrameSource`` decoded them: OpenCV to BGR, then grey."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        i = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            i += 1
-    finally:
-        cap.release()
+    from posestudio.capture.sources import FrameSource
+
+    for i, frame in FrameSource.open(path).frames(gray=False):
+        yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
 def detect_before(old: ModuleType, videos: list[Path], board) -> list:

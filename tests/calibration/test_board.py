@@ -21,6 +21,7 @@ from posestudio.calibration.board_diagnose import diagnose_board_mismatch
 from posestudio.calibration.board_print import PAPER_SIZES_MM, read_png_dpi
 from posestudio.calibration.detect import BoardDetector, detect_in_frames
 from posestudio.calibration.errors import BoardError
+from posestudio.capture.sources import FrameSource
 from posestudio.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,13 +233,7 @@ def caliscope_frames() -> list[np.ndarray]:
     video = CALISCOPE / "videos" / "cam_0.mp4"
     if not video.is_file():
         pytest.skip(f"real data absent: {video} (the shared data folder ../shared/data is not next to the repo)")
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for _, frame in FrameSource.open(video).frames(gray=False)]
     assert len(frames) == 57 and frames[0].shape == (720, 1280)
     return frames
 

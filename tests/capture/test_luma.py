@@ -24,14 +24,8 @@ def _scene(k: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
 
 
 def _opencv_grey(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    return out
+    """OpenCV's decoding: BGR frames (:class:`FrameSource`'s colour path), then grey."""
+    return [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for _, frame in FrameSource.open(path).frames(gray=False)]
 
 
 def _assert_close(ours: np.ndarray, theirs: np.ndarray, tolerance: int) -> None:
