@@ -15,6 +15,14 @@ from numpy.typing import NDArray
 from posestudio.core.arrays import FloatArray, IntArray
 
 from .board import BoardSpec
+from .board_tracking import (
+    SUBPIX_EPS_PX,
+    SUBPIX_ITERATIONS,
+    CharucoGeometry,
+    CharucoTracker,
+    TrackedBoard,
+    refine_corners,
+)
 
 MIN_CHARUCO_CORNERS = 6
 
@@ -57,12 +65,14 @@ class FrameDetection:
         reason: why the frame was rejected ('' when accepted).
         marker_ids: ArUco marker ids seen (charuco), for diagnostics.
         inverted: whether the markers were found with inverted polarity.
+        marker_px: ``(len(marker_ids), 4, 2)`` those markers' corners, pixels (charuco).
     """
 
     observation: BoardObservation | None
     reason: str = ""
     marker_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     inverted: bool = False
+    marker_px: FloatArray = field(default_factory=lambda: np.zeros((0, 4, 2)))
 
 
 class BoardDetector:
@@ -72,18 +82,24 @@ class BoardDetector:
     been found once it also tries the other polarity and records that (``FrameDetection.inverted``),
     so a board printed white-on-black is found even when its file does not say so.
 
-    Used on consecutive frames of one camera, it first searches a window around the board's
-    previous position and falls back to the whole image when the board may extend past that
-    window: same corners, a fraction of the time. After a frame in which no marker was seen, it
-    searches only where the image changed since (see ``CHANGE_GREY_LEVELS``).
+    Used on consecutive frames of one camera, it first follows the board from the previous frame
+    (``track``; :class:`~.board_tracking.CharucoTracker`: no marker search, the same corners), else
+    searches a window around the board's previous position, and falls back to the whole image when
+    the board may extend past that window. After a frame in which no marker was seen, it searches
+    only where the image changed since (see ``CHANGE_GREY_LEVELS``). ChArUco corners are refined by
+    :func:`~.board_tracking.refine_corners`' rule on either path.
     """
 
-    def __init__(self, board: BoardSpec, try_other_polarity: bool = True) -> None:
+    def __init__(self, board: BoardSpec, try_other_polarity: bool = True, track: bool = True) -> None:
         self.board = board
         self.try_other_polarity = try_other_polarity
         self._polarity = board.inverted
         self._polarity_confirmed = False
         self._previous: BoardObservation | None = None
+        self._earlier: BoardObservation | None = None
+        # The previous frame (image and outcome), for following the board into the next one.
+        self._previous_gray: NDArray[np.uint8] | None = None
+        self._previous_result: FrameDetection | None = None
         # (frame, its image halved, frames since the whole image was last searched) for the last
         # frame in which no marker was seen anywhere, or None.
         self._empty: tuple[int, NDArray[np.uint8], int] | None = None
@@ -95,6 +111,8 @@ class BoardDetector:
             # (measured: 40 % less time, 0.2-1 % fewer corners).
             self._fast = self._make_charuco_detector(max_window=13)
             self._thorough = self._make_charuco_detector(max_window=23)
+            self._geometry = CharucoGeometry.of(board)
+        self._tracker = CharucoTracker(board) if board.type == "charuco" and track else None
 
     def _make_charuco_detector(self, max_window: int) -> "cv2.aruco.CharucoDetector":
         det = cv2.aruco.CharucoDetector(self._cv_board)
@@ -103,6 +121,8 @@ class BoardDetector:
         params.adaptiveThreshWinSizeStep = 10
         params.adaptiveThreshWinSizeMax = max_window
         params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+        params.cornerRefinementMaxIterations = SUBPIX_ITERATIONS
+        params.cornerRefinementMinAccuracy = SUBPIX_EPS_PX
         # One polarity per pass: inverted boards are handled by inverting the image.
         params.detectInvertedMarker = False
         det.setDetectorParameters(params)
@@ -117,12 +137,15 @@ class BoardDetector:
             gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
         if self.board.type == "checkerboard":
             return self._detect_checkerboard(gray, frame)
-        result = self._detect_near_previous(gray, frame)
+        result = self._track(gray, frame)
+        if result is None:
+            result = self._detect_near_previous(gray, frame)
         if result is None:
             result = self._detect_where_changed(gray, frame)
         else:
             self._empty = None
-        self._previous = result.observation
+        self._earlier, self._previous = self._previous, result.observation
+        self._previous_gray, self._previous_result = gray, result
         if result.observation is not None:
             self._polarity, self._polarity_confirmed = result.inverted, True
         return result
@@ -161,6 +184,23 @@ class BoardDetector:
             self._empty = (frame, small, 0)
         return res
 
+    def _track(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection | None:
+        """The board followed from the previous frame (:mod:`.board_tracking`), or None to search."""
+        prev, before = self._previous, self._previous_gray
+        if (self._tracker is None or prev is None or prev.frame != frame - 1 or before is None
+                or before.shape != gray.shape or self._previous_result is None):
+            return None
+        previous = TrackedBoard(prev.ids, prev.pixels, self._previous_result.marker_ids,
+                                self._previous_result.marker_px)
+        earlier = self._earlier
+        earlier = earlier if earlier is not None and earlier.frame == frame - 2 else None
+        tracked = self._tracker.track(before, gray, previous, self._polarity,
+                                      None if earlier is None else TrackedBoard(earlier.ids, earlier.pixels))
+        if tracked is None or self._cv_board.checkCharucoCornersCollinear(tracked.ids.astype(np.int32).reshape(-1, 1)):
+            return None
+        return FrameDetection(BoardObservation(frame, tracked.ids, tracked.pixels), "", tracked.marker_ids,
+                              self._polarity, tracked.marker_px)
+
     def _detect_near_previous(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection | None:
         """Detection in a window around the previous frame's board, or None to search everywhere."""
         prev = self._previous
@@ -188,6 +228,7 @@ class BoardDetector:
             return None
         obs = res.observation
         obs.pixels = obs.pixels + [x0, y0]
+        res.marker_px = res.marker_px + [x0, y0]
         # Accept only if the whole board (as its corners' homography predicts it) lies inside the
         # window or outside the image: otherwise corners beyond the window could have been missed.
         outline = self._outline(obs.ids, obs.pixels)
@@ -219,18 +260,26 @@ class BoardDetector:
 
     def _detect_charuco_with(self, detector: "cv2.aruco.CharucoDetector", image: NDArray[np.uint8], frame: int,
                              inverted: bool) -> FrameDetection:
-        corners, ids, _, marker_ids = detector.detectBoard(image)
+        corners, ids, marker_corners, marker_ids = detector.detectBoard(image)
         mids = np.zeros(0, np.int64) if marker_ids is None else np.asarray(marker_ids, np.int64).ravel()
+        mpx = np.asarray(marker_corners, np.float64).reshape(-1, 4, 2) if mids.size else np.zeros((0, 4, 2))
         if ids is None or len(ids) == 0:
             reason = "no markers found" if mids.size == 0 else f"{mids.size} markers but no ChArUco corners"
-            return FrameDetection(None, reason, mids, inverted)
+            return FrameDetection(None, reason, mids, inverted, mpx)
         ids = np.asarray(ids, np.int64).ravel()
         pix = np.asarray(corners, np.float64).reshape(-1, 2)
+        # OpenCV refines corners near the markers' corners in 3 x 3 windows; from 3 px to
+        # MIN_MARKER_CORNER_PX they are refined again in 5 x 5 ones (board_tracking.py).
+        opencv_half = self._geometry.refinement_windows(ids, pix, mids, mpx, opencv=True)
+        half = self._geometry.refinement_windows(ids, pix, mids, mpx)
+        again = half != opencv_half
+        if again.any():
+            pix[again] = refine_corners(image, pix[again], half[again])
         if len(ids) < MIN_CHARUCO_CORNERS:
-            return FrameDetection(None, f"only {len(ids)} corners (< {MIN_CHARUCO_CORNERS})", mids, inverted)
+            return FrameDetection(None, f"only {len(ids)} corners (< {MIN_CHARUCO_CORNERS})", mids, inverted, mpx)
         if self._cv_board.checkCharucoCornersCollinear(ids.astype(np.int32).reshape(-1, 1)):
-            return FrameDetection(None, "corners collinear", mids, inverted)
-        return FrameDetection(BoardObservation(frame, ids, pix), "", mids, inverted)
+            return FrameDetection(None, "corners collinear", mids, inverted, mpx)
+        return FrameDetection(BoardObservation(frame, ids, pix), "", mids, inverted, mpx)
 
     def _detect_checkerboard(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection:
         pattern = (self.board.corners_x, self.board.corners_y)
