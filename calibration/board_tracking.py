@@ -138,22 +138,23 @@ class CharucoGeometry:
         return cls(corner_xy, marker_xy, marker_ids, corner_markers, corner_marker_corner, white,
                    cells, border.ravel(), weights, len(offsets), slot_of_id)
 
-    def refinement_windows(self, ids: IntArray, pixels: FloatArray, marker_ids: IntArray,
-                           marker_px: FloatArray, opencv: bool = False) -> IntArray:
-        """Half-size, pixels, of the ``cornerSubPix`` window of each corner ``ids (N,)`` at
-        ``pixels (N, 2)``, given the markers seen (``marker_ids (V,)`` at ``marker_px (V, 4, 2)``):
-        OpenCV's ChArUco rule, widened near the markers (see ``MIN_MARKER_CORNER_PX``) unless
-        ``opencv``. A corner none of whose markers was seen gets the largest."""
+    def marker_corner_distance(self, ids: IntArray, pixels: FloatArray, marker_ids: IntArray,
+                               marker_px: FloatArray) -> FloatArray:
+        """Distance, pixels, from each corner ``ids (N,)`` at ``pixels (N, 2)`` to the nearest
+        corner of the markers touching it that were seen (``marker_ids (V,)`` at
+        ``marker_px (V, 4, 2)``): ``(N,)``, infinite for a corner none of whose markers was seen."""
         where = np.full(len(self.marker_ids), -1)
         slot = self.marker_slot(marker_ids)
         where[slot[slot >= 0]] = np.nonzero(slot >= 0)[0]
         touching = where[self.corner_markers[ids]]  # (N, 2) rows of marker_px, -1 when not seen
         near = marker_px[np.maximum(touching, 0), self.corner_marker_corner[ids]]  # (N, 2, 2)
-        dist = np.where(touching >= 0, np.linalg.norm(near - pixels[:, None], axis=-1), np.inf).min(axis=1)
-        half = np.clip(np.floor(np.minimum(dist, 1e6) - 2).astype(int), 1, SUBPIX_MAX_HALF_WINDOW)
-        if opencv:
-            return half
-        return np.where((dist >= MIN_MARKER_CORNER_PX - 1) & (dist < MIN_MARKER_CORNER_PX), 2, half)
+        return np.where(touching >= 0, np.linalg.norm(near - pixels[:, None], axis=-1), np.inf).min(axis=1)
+
+    def refinement_windows(self, ids: IntArray, pixels: FloatArray, marker_ids: IntArray,
+                           marker_px: FloatArray) -> IntArray:
+        """Half-size, pixels, of the ``cornerSubPix`` window of each corner ``ids (N,)`` at
+        ``pixels (N, 2)`` given the markers seen (:func:`refinement_half_windows`)."""
+        return refinement_half_windows(self.marker_corner_distance(ids, pixels, marker_ids, marker_px))
 
     def marker_slot(self, ids: IntArray) -> IntArray:
         """Index in ``marker_ids`` of each dictionary id in ``ids (V,)``; -1 for ids not on the board."""
@@ -262,7 +263,7 @@ class CharucoTracker:
             pair = geo.corner_markers[fresh].ravel()  # (2F,): the two markers of each new corner
             hom = _quad_homographies(geo.marker_xy[pair], marker_px[pair])
             xy = np.repeat(geo.corner_xy[fresh], 2, axis=0)[:, None]
-            fresh_start = _apply_homographies(hom, xy).reshape(-1, 2, 2).mean(axis=1)
+            fresh_start = _apply_homography(hom, xy).reshape(-1, 2, 2).mean(axis=1)
             fresh_in = np.all((fresh_start >= lo) & (fresh_start < hi), axis=1)
             fresh, fresh_start = fresh[fresh_in], fresh_start[fresh_in]
             fresh_half = geo.refinement_windows(fresh, fresh_start, geo.marker_ids[present], marker_px[present])
@@ -368,9 +369,20 @@ def _velocity(ids: IntArray, pixels: FloatArray, earlier: TrackedBoard | None) -
     return out
 
 
+def refinement_half_windows(distance: FloatArray, opencv: bool = False) -> IntArray:
+    """Half-size, pixels, of each corner's ``cornerSubPix`` window from its ``distance (N,)`` to the
+    nearest marker corner (:meth:`CharucoGeometry.marker_corner_distance`): OpenCV's ChArUco rule,
+    widened near the markers (see ``MIN_MARKER_CORNER_PX``) unless ``opencv``. ``(N,)``; a corner
+    none of whose markers was seen gets the largest."""
+    half = np.clip(np.floor(np.minimum(distance, 1e6) - 2).astype(int), 1, SUBPIX_MAX_HALF_WINDOW)
+    if opencv:
+        return half
+    return np.where((distance >= MIN_MARKER_CORNER_PX - 1) & (distance < MIN_MARKER_CORNER_PX), 2, half)
+
+
 def refine_corners(gray: NDArray[np.uint8], start: FloatArray, half: IntArray) -> FloatArray:
     """Corners refined from ``start (N, 2)`` with windows of half-size ``half (N,)`` pixels
-    (``CharucoGeometry.refinement_windows``): ``(N, 2)`` pixels."""
+    (:func:`refinement_half_windows`): ``(N, 2)`` pixels."""
     refined = start.astype(np.float32)
     for size in np.unique(half):
         sel = half == size
@@ -416,12 +428,7 @@ def _quad_homographies(src: FloatArray, dst: FloatArray) -> FloatArray:
 
 
 def _apply_homography(hom: FloatArray, xy: FloatArray) -> FloatArray:
-    """Points ``xy (..., 2)`` through one homography ``hom (3, 3)``: ``(..., 2)``."""
-    ph = xy @ hom[:, :2].T + hom[:, 2]
-    return ph[..., :2] / ph[..., 2:]
-
-
-def _apply_homographies(hom: FloatArray, xy: FloatArray) -> FloatArray:
-    """Points ``xy (M, P, 2)`` through homographies ``hom (M, 3, 3)``: ``(M, P, 2)``."""
-    ph = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], axis=-1) @ np.swapaxes(hom, -1, -2)
+    """Points through homographies: one ``hom (3, 3)`` and ``xy (..., 2)``, or one per row,
+    ``hom (M, 3, 3)`` and ``xy (M, P, 2)``. Returns the points' images, shaped as ``xy``."""
+    ph = xy @ np.swapaxes(hom[..., :, :2], -1, -2) + hom[..., None, :, 2]
     return ph[..., :2] / ph[..., 2:]

@@ -22,6 +22,7 @@ from .board_tracking import (
     CharucoTracker,
     TrackedBoard,
     refine_corners,
+    refinement_half_windows,
 )
 
 MIN_CHARUCO_CORNERS = 6
@@ -270,9 +271,9 @@ class BoardDetector:
         pix = np.asarray(corners, np.float64).reshape(-1, 2)
         # OpenCV refines corners near the markers' corners in 3 x 3 windows; from 3 px to
         # MIN_MARKER_CORNER_PX they are refined again in 5 x 5 ones (board_tracking.py).
-        opencv_half = self._geometry.refinement_windows(ids, pix, mids, mpx, opencv=True)
-        half = self._geometry.refinement_windows(ids, pix, mids, mpx)
-        again = half != opencv_half
+        distance = self._geometry.marker_corner_distance(ids, pix, mids, mpx)
+        half = refinement_half_windows(distance)
+        again = half != refinement_half_windows(distance, opencv=True)
         if again.any():
             pix[again] = refine_corners(image, pix[again], half[again])
         if len(ids) < MIN_CHARUCO_CORNERS:

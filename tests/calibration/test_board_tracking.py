@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from posestudio.calibration.board import BoardSpec
-from posestudio.calibration.board_tracking import CharucoGeometry, CharucoTracker, TrackedBoard, refine_corners
+from posestudio.calibration.board_tracking import (
+    CharucoGeometry,
+    CharucoTracker,
+    TrackedBoard,
+    refine_corners,
+    refinement_half_windows,
+)
 from posestudio.calibration.detect import BoardDetector, FrameDetection
 
 from .test_board import warped_view
@@ -154,8 +160,9 @@ def test_corners_near_the_markers_are_refined_in_wider_windows() -> None:
     found = BoardDetector(BOARD, track=False).detect(img)
     obs = found.observation
     geo = CharucoGeometry.of(BOARD)
-    opencv = geo.refinement_windows(obs.ids, obs.pixels, found.marker_ids, found.marker_px, opencv=True)
-    ours = geo.refinement_windows(obs.ids, obs.pixels, found.marker_ids, found.marker_px)
+    distance = geo.marker_corner_distance(obs.ids, obs.pixels, found.marker_ids, found.marker_px)
+    opencv = refinement_half_windows(distance, opencv=True)
+    ours = refinement_half_windows(distance)
     widened = (opencv == 1) & (ours == 2)
     assert widened.sum() >= 4 and np.all((ours == opencv) | widened)
     start = obs.pixels[widened] + [0.6, -0.5]
