@@ -88,7 +88,7 @@ class BoardDetector:
     searches a window around the board's previous position, and falls back to the whole image when
     the board may extend past that window. After a frame in which no marker was seen, it searches
     only where the image changed since (see ``CHANGE_GREY_LEVELS``). ChArUco corners are refined by
-    :func:`~.board_tracking.refine_corners`' rule on either path.
+    :func:`~.board_tracking.refinement_half_windows`' rule on either path.
     """
 
     def __init__(self, board: BoardSpec, try_other_polarity: bool = True, track: bool = True) -> None:
