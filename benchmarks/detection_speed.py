@@ -9,8 +9,11 @@ that commit (``--old-tree``, created when missing) and run the way that commit's
 left at their default. "Now" is :func:`posestudio.calibration.calibrate.detect_sources` itself.
 Each decodes as its commit did (before: OpenCV to BGR, then grey; now: the luma plane,
 :mod:`posestudio.capture.luma`), on the same videos, in the same process, in turn,
-``--repeats`` times each (the fastest run of each counts: a machine shared with other work only
-ever slows a run down).
+``--repeats`` times each, in pairs whose order alternates. The table shows each detector's fastest
+run (a machine shared with other work only ever slows a run down); the speed-up is given both as
+the ratio of the fastest runs and as the median and range of the ratios within pairs (the two runs
+of a pair are seconds apart, so a slow spell of the machine slows both: on the 2-core machine this
+was measured on, the same code's wall time varies by 10-20 % between runs minutes apart).
 
 Takes: two rendered ones (``posestudio.synthetic``, rendered once into ``--out`` and reused): a
 ring of 4 cameras, 240 frames (mid-sized boards, partial views), and 8 cameras in the overhead
@@ -62,7 +65,7 @@ class Take:
 
 @dataclass
 class Run:
-    """One detector on one take (the fastest of the repeats)."""
+    """One run of a detector on one take."""
 
     wall_s: float
     cpu_s: float
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--old-commit", default="3a9f1cd^")
     ap.add_argument("--old-tree", type=Path, default=Path("/tmp/old_posestudio"))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="pairs of runs per take")
     args = ap.parse_args(argv)
 
     old = old_detect_module(args.old_tree, args.old_commit)
@@ -207,13 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[str] = []
     for take in takes:
         runs = {}
-        # Alternate the two so that a slow spell of a shared machine does not favour either.
-        for _ in range(args.repeats):
-            for label, fn in (("before", lambda t=take: detect_before(old, t.videos, t.board)),
-                              ("now", lambda t=take: detect_now(t.videos, t.board))):
-                run = timed(fn)
+        pair_ratios: list[tuple[float, float]] = []  # (wall, CPU) before / now, per pair
+        detectors = [("before", lambda t=take: detect_before(old, t.videos, t.board)),
+                     ("now", lambda t=take: detect_now(t.videos, t.board))]
+        for repeat in range(args.repeats):
+            # Alternate the order within pairs so that neither detector always runs on a warmer machine.
+            pair = {}
+            for label, fn in detectors[::-1] if repeat % 2 else detectors:
+                pair[label] = run = timed(fn)
                 if label not in runs or run.wall_s < runs[label].wall_s:
                     runs[label] = run
+            pair_ratios.append((pair["before"].wall_s / pair["now"].wall_s, pair["before"].cpu_s / pair["now"].cpu_s))
+        wall_r, cpu_r = np.array(pair_ratios).T
         n = sum(d.n_frames for d in runs["now"].detections)
         for label, run in runs.items():
             corners = sum(len(o.ids) for d in run.detections for o in d.observations)
@@ -222,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"{1e3 * run.wall_s / n:.2f}", f"{1e3 * run.cpu_s / n:.2f}", str(corners),
                          f"{np.median(err):.3f}" if err.size else "-",
                          f"{np.percentile(err, 99):.3f}" if err.size else "-"])
-        ratios.append(f"{take.name}: {runs['before'].wall_s / runs['now'].wall_s:.2f}x wall, "
-                      f"{runs['before'].cpu_s / runs['now'].cpu_s:.2f}x CPU ({n} camera-frames); "
+        ratios.append(f"{take.name} ({n} camera-frames): fastest runs {runs['before'].wall_s / runs['now'].wall_s:.2f}x "
+                      f"wall, {runs['before'].cpu_s / runs['now'].cpu_s:.2f}x CPU; within pairs, median "
+                      f"{np.median(wall_r):.2f}x wall ({wall_r.min():.2f}-{wall_r.max():.2f}), {np.median(cpu_r):.2f}x CPU "
+                      f"({cpu_r.min():.2f}-{cpu_r.max():.2f}); "
                       + differences(runs["before"].detections, runs["now"].detections))
     print(f"\nBoard detection, {len(os.sched_getaffinity(0))} cores, fastest of {args.repeats} runs each "
           "(decoding included)\n")

@@ -72,6 +72,7 @@ SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_MAX_ITER | cv2.TERM_CRITERIA_EPS, SUBPIX_IT
 MAX_REFINE_SHIFT_PX = 1.5
 # Marker corners must lie this far inside the image (ArUco's minDistanceToBorder).
 MARKER_BORDER_PX = 3
+UNCHECKED = "a marker not seen before is in view but too small to check"
 TOO_SMALL = "the board is too small to follow (corners within 3 px of the markers' corners)"
 
 
@@ -189,6 +190,10 @@ class CharucoTracker:
         self.geometry = CharucoGeometry.of(board)
         #: Why the last :meth:`track` returned None ('' after a success).
         self.failure = ""
+        #: The homography ``(3, 3)`` the optical flow measured from the previous frame to the last
+        #: one :meth:`track` was given, or None when it could not (also set when tracking failed
+        #: afterwards: where to look for the board).
+        self.motion: FloatArray | None = None
 
     def track(self, previous_gray: NDArray[np.uint8], gray: NDArray[np.uint8], previous: TrackedBoard,
               inverted: bool, earlier: TrackedBoard | None = None) -> TrackedBoard | None:
@@ -202,11 +207,11 @@ class CharucoTracker:
                 starts from a constant-velocity guess.
         """
         geo = self.geometry
-        if np.any(geo.refinement_windows(previous.ids, previous.pixels, previous.marker_ids, previous.marker_px) < 2):
-            return self._fail(TOO_SMALL)  # (checked again below, where the board now is)
-        coarse = self._frame_motion(previous_gray, gray, previous, earlier)
+        self.motion = coarse = self._frame_motion(previous_gray, gray, previous, earlier)
         if coarse is None:
             return self._fail("optical flow lost the board")
+        if np.any(geo.refinement_windows(previous.ids, previous.pixels, previous.marker_ids, previous.marker_px) < 2):
+            return self._fail(TOO_SMALL)  # (checked again below, where the board now is)
         h, w = gray.shape
         lo, hi = np.array([SUBPIX_BORDER_PX, SUBPIX_BORDER_PX]), np.array([w - SUBPIX_BORDER_PX, h - SUBPIX_BORDER_PX])
         slot = geo.marker_slot(previous.marker_ids)
@@ -216,7 +221,7 @@ class CharucoTracker:
 
         # 1. The previous frame's corners refined where the flow's motion carries them; the motion
         # refitted to the refined corners (the flow follows a few corners only roughly).
-        start = _apply_homography(coarse, previous.pixels)
+        start = apply_homography(coarse, previous.pixels)
         keep = np.all((start >= lo) & (start < hi), axis=1)
         if keep.sum() < 6:
             return self._fail("fewer than 6 corners")
@@ -228,8 +233,8 @@ class CharucoTracker:
             return self._fail(TOO_SMALL)
         refined = refine_corners(gray, start, half)
         source = previous.pixels[keep]
-        motion = _fit_homography(source, refined)
-        if np.any(np.linalg.norm(_apply_homography(motion, source) - refined, axis=1) > MAX_REFINE_SHIFT_PX):
+        motion = fit_homography(source, refined)
+        if np.any(np.linalg.norm(apply_homography(motion, source) - refined, axis=1) > MAX_REFINE_SHIFT_PX):
             return self._fail("refinement moved a corner away from where the motion carried it")
 
         # 2. Markers carried by the refined motion (those not seen before: by the board's
@@ -249,6 +254,9 @@ class CharucoTracker:
         present = verified | (seen & inside & ~usable)
         if not verified.any():
             return self._fail("no marker could be verified")
+        if np.any(inside & ~usable & ~seen):
+            # A search may find it (ArUco samples a marker's cells after undoing its perspective).
+            return self._fail(UNCHECKED)
 
         # 3. Corners kept on OpenCV's rule (both markers touching them seen): those of the previous
         # frame as refined above; new ones started where their two markers' homographies put them
@@ -257,13 +265,14 @@ class CharucoTracker:
         # carried into the next.
         keep = present[geo.corner_markers[ids]].all(axis=1)
         ids, refined = ids[keep], refined[keep]
-        fresh = np.nonzero(present[geo.corner_markers].all(axis=1))[0]
-        fresh = fresh[~np.isin(fresh, previous.ids)]
+        had = np.zeros(len(geo.corner_xy), bool)
+        had[previous.ids] = True
+        fresh = np.nonzero(present[geo.corner_markers].all(axis=1) & ~had)[0]
         if fresh.size:
             pair = geo.corner_markers[fresh].ravel()  # (2F,): the two markers of each new corner
             hom = _quad_homographies(geo.marker_xy[pair], marker_px[pair])
             xy = np.repeat(geo.corner_xy[fresh], 2, axis=0)[:, None]
-            fresh_start = _apply_homography(hom, xy).reshape(-1, 2, 2).mean(axis=1)
+            fresh_start = apply_homography(hom, xy).reshape(-1, 2, 2).mean(axis=1)
             fresh_in = np.all((fresh_start >= lo) & (fresh_start < hi), axis=1)
             fresh, fresh_start = fresh[fresh_in], fresh_start[fresh_in]
             fresh_half = geo.refinement_windows(fresh, fresh_start, geo.marker_ids[present], marker_px[present])
@@ -289,11 +298,11 @@ class CharucoTracker:
         geo = self.geometry
         marker_px = np.empty((len(geo.marker_ids), 4, 2))
         known = slot >= 0
-        marker_px[slot[known]] = _apply_homography(motion, previous.marker_px[known])
+        marker_px[slot[known]] = apply_homography(motion, previous.marker_px[known])
         if corner_xy is not None and not seen.all():
-            board = _fit_homography(np.concatenate([corner_xy, geo.marker_xy[seen].reshape(-1, 2)]),
+            board = fit_homography(np.concatenate([corner_xy, geo.marker_xy[seen].reshape(-1, 2)]),
                                     np.concatenate([corner_px, marker_px[seen].reshape(-1, 2)]))
-            marker_px[~seen] = _apply_homography(board, geo.marker_xy[~seen])
+            marker_px[~seen] = apply_homography(board, geo.marker_xy[~seen])
         return marker_px
 
     def _fail(self, why: str) -> None:
@@ -302,33 +311,38 @@ class CharucoTracker:
     def _frame_motion(self, previous_gray: NDArray[np.uint8], gray: NDArray[np.uint8], previous: TrackedBoard,
                       earlier: TrackedBoard | None) -> FloatArray | None:
         """The homography ``(3, 3)`` carrying the board's image in ``previous_gray`` to its image in
-        ``gray``, from the optical flow of up to 9 of its corners; None when fewer than 4 agree."""
+        ``gray``, from the optical flow of up to 9 of its corners; None when fewer than 4 agree.
+
+        The flow runs on both images halved (``halve``): a pyramid level finer than the motion
+        needs (the corners are refined at full resolution next), at a quarter of the cost."""
         pixels = previous.pixels
-        s, d = pixels.sum(axis=1), pixels[:, 0] - pixels[:, 1]
-        centre = np.argmin(np.linalg.norm(pixels - pixels.mean(axis=0), axis=1))
-        pick = np.unique([s.argmin(), s.argmax(), d.argmin(), d.argmax(), pixels[:, 0].argmin(),
-                          pixels[:, 0].argmax(), pixels[:, 1].argmin(), pixels[:, 1].argmax(), centre])
+        x, y = pixels[:, 0], pixels[:, 1]
+        # The board's extremes along x, y and both diagonals, and the corner nearest its centre.
+        along = np.stack([x, y, x + y, x - y])  # (4, N)
+        centre = np.argmin(np.abs(pixels - pixels.mean(axis=0)).sum(axis=1))
+        pick = np.array(sorted({*along.argmin(axis=1).tolist(), *along.argmax(axis=1).tolist(), int(centre)}))
         p0 = pixels[pick]
         guess = p0 + _velocity(previous.ids[pick], p0, earlier)
         h, w = gray.shape
         lo = np.minimum(p0.min(axis=0), guess.min(axis=0)) - FLOW_PAD_PX
         hi = np.maximum(p0.max(axis=0), guess.max(axis=0)) + FLOW_PAD_PX
-        x0, y0 = np.maximum(np.floor(lo).astype(int), 0)
+        x0, y0 = np.maximum(np.floor(lo).astype(int) // 2 * 2, 0)  # even: halving keeps the pixel grid
         x1, y1 = np.minimum(np.ceil(hi).astype(int), [w, h])
-        if x1 - x0 < 16 or y1 - y0 < 16:
+        if x1 - x0 < 32 or y1 - y0 < 32:
             return None
-        offset = np.array([x0, y0])
+        offset = np.array([x0 + 0.5, y0 + 0.5])  # full-resolution x = 2 * halved x + offset
         p1, status, _ = cv2.calcOpticalFlowPyrLK(
-            previous_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1], (p0 - offset).astype(np.float32).reshape(-1, 1, 2),
-            (guess - offset).astype(np.float32).reshape(-1, 1, 2), winSize=FLOW_WINDOW, maxLevel=FLOW_LEVELS,
-            criteria=FLOW_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+            halve(previous_gray[y0:y1, x0:x1]), halve(gray[y0:y1, x0:x1]),
+            ((p0 - offset) / 2).astype(np.float32).reshape(-1, 1, 2),
+            ((guess - offset) / 2).astype(np.float32).reshape(-1, 1, 2), winSize=FLOW_WINDOW,
+            maxLevel=FLOW_LEVELS - 1, criteria=FLOW_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         good = status.ravel() == 1
-        p1 = p1.reshape(-1, 2).astype(np.float64) + offset
+        p1 = 2 * p1.reshape(-1, 2).astype(np.float64) + offset
         for _ in range(2):
             if good.sum() < 4:
                 return None
-            hom = _fit_homography(p0[good], p1[good])
-            residual = np.linalg.norm(_apply_homography(hom, p0) - p1, axis=1)
+            hom = fit_homography(p0[good], p1[good])
+            residual = np.linalg.norm(apply_homography(hom, p0) - p1, axis=1)
             if np.all(residual[good] <= FLOW_OUTLIER_PX):
                 return hom
             good &= residual <= FLOW_OUTLIER_PX
@@ -369,6 +383,13 @@ def _velocity(ids: IntArray, pixels: FloatArray, earlier: TrackedBoard | None) -
     return out
 
 
+def halve(gray: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``gray (H, W)`` halved in each direction, each pixel the mean of 2 x 2: ``(H // 2, W // 2)``
+    (halved pixel ``(i, j)`` is centred on full-resolution ``(2i + 0.5, 2j + 0.5)``)."""
+    h, w = gray.shape
+    return cv2.resize(gray[:h - h % 2, :w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
 def refinement_half_windows(distance: FloatArray, opencv: bool = False) -> IntArray:
     """Half-size, pixels, of each corner's ``cornerSubPix`` window from its ``distance (N,)`` to the
     nearest marker corner (:meth:`CharucoGeometry.marker_corner_distance`): OpenCV's ChArUco rule,
@@ -391,7 +412,7 @@ def refine_corners(gray: NDArray[np.uint8], start: FloatArray, half: IntArray) -
     return refined.astype(np.float64)
 
 
-def _fit_homography(src: FloatArray, dst: FloatArray) -> FloatArray:
+def fit_homography(src: FloatArray, dst: FloatArray) -> FloatArray:
     """The least-squares homography ``(3, 3)`` carrying ``src (N, 2)`` onto ``dst (N, 2)``, N >= 4
     (the direct linear transform on normalised coordinates)."""
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -427,7 +448,7 @@ def _quad_homographies(src: FloatArray, dst: FloatArray) -> FloatArray:
     return np.concatenate([h, np.ones((q, 1))], axis=1).reshape(q, 3, 3)
 
 
-def _apply_homography(hom: FloatArray, xy: FloatArray) -> FloatArray:
+def apply_homography(hom: FloatArray, xy: FloatArray) -> FloatArray:
     """Points through homographies: one ``hom (3, 3)`` and ``xy (..., 2)``, or one per row,
     ``hom (M, 3, 3)`` and ``xy (M, P, 2)``. Returns the points' images, shaped as ``xy``."""
     ph = xy @ np.swapaxes(hom[..., :, :2], -1, -2) + hom[..., None, :, 2]

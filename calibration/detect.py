@@ -21,14 +21,18 @@ from .board_tracking import (
     CharucoGeometry,
     CharucoTracker,
     TrackedBoard,
+    apply_homography,
+    fit_homography,
+    halve,
     refine_corners,
     refinement_half_windows,
 )
 
 MIN_CHARUCO_CORNERS = 6
 
-# After a frame in which no marker was seen, only the part of the next frame that changed is
-# searched: the cameras stand still, the board (and whoever holds it) moves. Changes are found on
+# After a frame in which no board was found, only the part of the next frame that changed is
+# searched, with the part around any markers seen then: the cameras stand still, the board (and
+# whoever holds it) moves; what did not change shows no markers, as it did not before. Changes are found on
 # the image halved in each direction: a pixel has changed when it differs by more than
 # CHANGE_GREY_LEVELS (measured at that scale between consecutive frames of the rendered and real
 # test videos: 90 % of pixels differ by 1-6 grey levels at most, moving people included), a
@@ -40,6 +44,9 @@ CHANGE_GREY_LEVELS = 24
 CHANGE_BLOCK_PIXELS = 2
 CHANGE_PAD_PX = 32
 FULL_SEARCH_EVERY = 15
+# Where the optical flow carried the previous board but it could not be followed, the window searched
+# is the carried board's outline padded by a tenth of its size and PREDICTED_PAD_PX.
+PREDICTED_PAD_PX = 24
 
 
 @dataclass
@@ -101,9 +108,8 @@ class BoardDetector:
         # The previous frame (image and outcome), for following the board into the next one.
         self._previous_gray: NDArray[np.uint8] | None = None
         self._previous_result: FrameDetection | None = None
-        # (frame, its image halved, frames since the whole image was last searched) for the last
-        # frame in which no marker was seen anywhere, or None.
-        self._empty: tuple[int, NDArray[np.uint8], int] | None = None
+        # The last frame in which no board was found, or None (see CHANGE_GREY_LEVELS).
+        self._unfound: _Unfound | None = None
         if board.type == "charuco":
             self._cv_board = board.charuco_board()
             # Adaptive-threshold windows 3 and 13 px find markers of any size; OpenCV's default adds a
@@ -114,6 +120,7 @@ class BoardDetector:
             self._thorough = self._make_charuco_detector(max_window=23)
             self._geometry = CharucoGeometry.of(board)
         self._tracker = CharucoTracker(board) if board.type == "charuco" and track else None
+        self._corner_xy = board.corner_points()[:, :2]
 
     def _make_charuco_detector(self, max_window: int) -> "cv2.aruco.CharucoDetector":
         det = cv2.aruco.CharucoDetector(self._cv_board)
@@ -139,12 +146,14 @@ class BoardDetector:
         if self.board.type == "checkerboard":
             return self._detect_checkerboard(gray, frame)
         result = self._track(gray, frame)
+        if result is None and self._tracker is not None and self._tracker.motion is not None:
+            result = self._detect_where_predicted(gray, frame, self._tracker.motion)
         if result is None:
             result = self._detect_near_previous(gray, frame)
         if result is None:
             result = self._detect_where_changed(gray, frame)
         else:
-            self._empty = None
+            self._unfound = None
         self._earlier, self._previous = self._previous, result.observation
         self._previous_gray, self._previous_result = gray, result
         if result.observation is not None:
@@ -163,31 +172,48 @@ class BoardDetector:
         return first
 
     def _detect_where_changed(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection:
-        """Whole-image detection or, right after a frame in which no marker was seen, detection
-        where the image changed since; wherever that finds anything, the whole-image detection."""
-        small = _halve(gray)
-        empty, self._empty = self._empty, None
-        if (empty is not None and empty[0] == frame - 1 and empty[1].shape == small.shape
-                and empty[2] + 1 < FULL_SEARCH_EVERY):
-            box = _changed_box(empty[1], small)
+        """Whole-image detection or, right after a frame in which no board was found, detection
+        where the image changed since and around the markers seen then (see ``CHANGE_GREY_LEVELS``);
+        the whole image when that finds a board that may extend beyond where it searched."""
+        small = halve(gray)
+        h, w = gray.shape
+        unfound, self._unfound = self._unfound, None
+        if (unfound is not None and unfound.frame == frame - 1 and unfound.small.shape == small.shape
+                and unfound.frames_since_full + 1 < FULL_SEARCH_EVERY):
+            box = _union(_changed_box(unfound.small, small), unfound.marker_box)
             if box is None:
-                self._empty = (frame, small, empty[2] + 1)
+                self._unfound = _Unfound(frame, small, unfound.frames_since_full + 1, None)
                 return FrameDetection(None, "no markers found")
             x0, y0, x1, y1 = box
-            h, w = gray.shape
             if (x1 - x0) * (y1 - y0) <= 0.6 * w * h:
-                res = self._detect_charuco_full(np.ascontiguousarray(gray[y0:y1, x0:x1]), frame)
-                if res.observation is None and res.marker_ids.size == 0:
-                    self._empty = (frame, small, empty[2] + 1)
+                res = _shifted(self._detect_charuco_full(np.ascontiguousarray(gray[y0:y1, x0:x1]), frame), x0, y0)
+                if res.observation is None:
+                    self._unfound = _Unfound(frame, small, unfound.frames_since_full + 1, self._marker_box(res, gray.shape))
+                    return res
+                if self._within(res.observation, box, gray.shape):
                     return res
         res = self._detect_charuco_full(gray, frame)
-        if res.observation is None and res.marker_ids.size == 0:
-            self._empty = (frame, small, 0)
+        if res.observation is None:
+            self._unfound = _Unfound(frame, small, 0, self._marker_box(res, gray.shape))
         return res
+
+    @staticmethod
+    def _marker_box(res: FrameDetection, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """``(x0, y0, x1, y1)`` pixels around the markers ``res`` saw, padded by ``CHANGE_PAD_PX`` and
+        clipped to an image of ``shape (H, W)``; None without markers. (Markers of the board found
+        in the next frame are either there or where the image changed.)"""
+        if res.marker_ids.size == 0:
+            return None
+        lo = np.floor(res.marker_px.reshape(-1, 2).min(axis=0)).astype(int) - CHANGE_PAD_PX
+        hi = np.ceil(res.marker_px.reshape(-1, 2).max(axis=0)).astype(int) + CHANGE_PAD_PX
+        h, w = shape
+        return max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), w), min(int(hi[1]), h)
 
     def _track(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection | None:
         """The board followed from the previous frame (:mod:`.board_tracking`), or None to search."""
         prev, before = self._previous, self._previous_gray
+        if self._tracker is not None:
+            self._tracker.motion = None
         if (self._tracker is None or prev is None or prev.frame != frame - 1 or before is None
                 or before.shape != gray.shape or self._previous_result is None):
             return None
@@ -201,6 +227,21 @@ class BoardDetector:
             return None
         return FrameDetection(BoardObservation(frame, tracked.ids, tracked.pixels), "", tracked.marker_ids,
                               self._polarity, tracked.marker_px)
+
+    def _detect_where_predicted(self, gray: NDArray[np.uint8], frame: int, motion: FloatArray) -> FrameDetection | None:
+        """Detection in a tight window around the previous frame's board carried by ``motion (3, 3)``
+        (the optical flow's homography from the previous frame), or None to search more widely.
+
+        Where the board could not be followed (mostly boards too small to follow), this searches
+        about a quarter of the area :meth:`_detect_near_previous` searches without a prediction."""
+        prev = self._previous
+        outline = self._outline(prev.ids, prev.pixels)
+        if outline is None:
+            return None
+        predicted = apply_homography(motion, outline)
+        lo, hi = predicted.min(axis=0), predicted.max(axis=0)
+        pad = 0.1 * (hi - lo) + PREDICTED_PAD_PX
+        return self._detect_in_window(gray, frame, lo - pad, hi + pad)
 
     def _detect_near_previous(self, gray: NDArray[np.uint8], frame: int) -> FrameDetection | None:
         """Detection in a window around the previous frame's board, or None to search everywhere."""
@@ -220,44 +261,71 @@ class BoardDetector:
             o_lo, o_hi = outline.min(axis=0), outline.max(axis=0)
             o_pad = np.maximum(0.35 * (o_hi - o_lo), 40.0)
             lo, hi = np.minimum(lo, o_lo - o_pad), np.maximum(hi, o_hi + o_pad)
+        return self._detect_in_window(gray, frame, lo, hi)
+
+    def _detect_in_window(self, gray: NDArray[np.uint8], frame: int, lo: FloatArray,
+                          hi: FloatArray) -> FrameDetection | None:
+        """Detection in the window from ``lo (2,)`` to ``hi (2,)`` (pixels, clipped to the image), or
+        None when the window is most of the image or the board found may extend beyond it."""
+        h, w = gray.shape
         x0, y0 = np.maximum(np.floor(lo).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(hi).astype(int), [w, h])
         if (x1 - x0) * (y1 - y0) > 0.6 * w * h:
             return None
-        res = self._detect_charuco(np.ascontiguousarray(gray[y0:y1, x0:x1]), frame, self._polarity)
-        if res.observation is None:
+        res = _shifted(self._detect_charuco(np.ascontiguousarray(gray[y0:y1, x0:x1]), frame, self._polarity), x0, y0)
+        if res.observation is None or not self._within(res.observation, (x0, y0, x1, y1), gray.shape):
             return None
-        obs = res.observation
-        obs.pixels = obs.pixels + [x0, y0]
-        res.marker_px = res.marker_px + [x0, y0]
-        # Accept only if the whole board (as its corners' homography predicts it) lies inside the
-        # window or outside the image: otherwise corners beyond the window could have been missed.
+        return res
+
+    def _within(self, obs: BoardObservation, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+        """Whether the whole board (as the homography of the corners ``obs`` found predicts it) lies
+        inside the window ``box = (x0, y0, x1, y1)`` searched or outside the image of ``shape (H, W)``:
+        otherwise corners beyond the window could have been missed."""
         outline = self._outline(obs.ids, obs.pixels)
         if outline is None:
-            return None
+            return False
+        x0, y0, x1, y1 = box
+        h, w = shape
         margin = 8.0
         inside = ((outline[:, 0] > x0 + margin) & (outline[:, 0] < x1 - margin)
                   & (outline[:, 1] > y0 + margin) & (outline[:, 1] < y1 - margin))
         beyond_image = ((outline[:, 0] < 0) | (outline[:, 0] > w) | (outline[:, 1] < 0) | (outline[:, 1] > h))
-        return res if bool(np.all(inside | beyond_image)) else None
+        return bool(np.all(inside | beyond_image))
 
     def _outline(self, ids: IntArray, pixels: FloatArray) -> FloatArray | None:
         """The board's four outer corners ``(4, 2)`` in the image, pixels, as the homography of its
         detected corners ``ids`` at ``pixels`` ``(N, 2)`` predicts them; None without a homography."""
-        hom, _ = cv2.findHomography(self.board.corner_points()[ids, :2], pixels, 0)
-        if hom is None:
+        if len(ids) < 4:
             return None
+        hom = fit_homography(self._corner_xy[ids], pixels)
         bw, bh = self.board.size_m
-        return cv2.perspectiveTransform(np.array([[[0, 0], [bw, 0], [bw, bh], [0, bh]]], float), hom)[0]
+        return apply_homography(hom, np.array([[0, 0], [bw, 0], [bw, bh], [0, bh]], float))
 
     def _detect_charuco(self, gray: NDArray[np.uint8], frame: int, inverted: bool) -> FrameDetection:
         image = 255 - gray if inverted else gray
         res = self._detect_charuco_with(self._fast, image, frame, inverted)
         if res.observation is None and res.marker_ids.size:
-            slow = self._detect_charuco_with(self._thorough, image, frame, inverted)
+            # The thorough pass looks for more of the board only where the board can be: around the
+            # markers the fast pass saw (on the rendered 16-camera ring, a third of its time).
+            x0, y0, x1, y1 = self._around_markers(res.marker_px, image.shape)
+            slow = _shifted(self._detect_charuco_with(self._thorough, np.ascontiguousarray(image[y0:y1, x0:x1]),
+                                                      frame, inverted), x0, y0)
             if slow.observation is not None or slow.marker_ids.size > res.marker_ids.size:
                 return slow
         return res
+
+    def _around_markers(self, marker_px: FloatArray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The part of an image of ``shape (H, W)`` where a board of which markers were seen at
+        ``marker_px (V, 4, 2)`` pixels can lie: ``(x0, y0, x1, y1)``, every seen marker padded by the
+        board's diagonal at 1.5 times the largest scale (pixels per metre) any of them shows."""
+        sides = np.linalg.norm(marker_px - np.roll(marker_px, 1, axis=1), axis=-1)  # (V, 4)
+        px_per_m = float(sides.max()) / self.board.marker_length
+        pad = 1.5 * px_per_m * float(np.hypot(*self.board.size_m)) + CHANGE_PAD_PX
+        lo, hi = marker_px.reshape(-1, 2).min(axis=0) - pad, marker_px.reshape(-1, 2).max(axis=0) + pad
+        h, w = shape
+        x0, y0 = np.maximum(np.floor(lo).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(hi).astype(int), [w, h])
+        return int(x0), int(y0), int(x1), int(y1)
 
     def _detect_charuco_with(self, detector: "cv2.aruco.CharucoDetector", image: NDArray[np.uint8], frame: int,
                              inverted: bool) -> FrameDetection:
@@ -314,10 +382,37 @@ class BoardDetector:
         return bool(np.max(np.linalg.norm(proj - pix, axis=1)) < tolerance * spacing)
 
 
-def _halve(gray: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """``gray (H, W)`` halved in each direction, each pixel the mean of 2 x 2: ``(H // 2, W // 2)``."""
-    h, w = gray.shape
-    return cv2.resize(gray[:h - h % 2, :w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+@dataclass
+class _Unfound:
+    """A frame in which no board was found, for searching the next one only where it may be.
+
+    Attributes:
+        frame: its index.
+        small: ``(H // 2, W // 2)`` the image halved (``halve``).
+        frames_since_full: frames since the whole image was last searched (0: it was, this frame).
+        marker_box: ``(x0, y0, x1, y1)`` pixels where the board of the markers seen can be, or None.
+    """
+
+    frame: int
+    small: NDArray[np.uint8]
+    frames_since_full: int
+    marker_box: tuple[int, int, int, int] | None
+
+
+def _union(a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    """The smallest box ``(x0, y0, x1, y1)`` holding boxes ``a`` and ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _shifted(res: FrameDetection, x0: int, y0: int) -> FrameDetection:
+    """``res``, detected in a window whose top-left pixel is ``(x0, y0)``, in image pixels."""
+    if x0 or y0:
+        res.marker_px = res.marker_px + [x0, y0]
+        if res.observation is not None:
+            res.observation.pixels = res.observation.pixels + [x0, y0]
+    return res
 
 
 def _changed_box(before: NDArray[np.uint8], after: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
