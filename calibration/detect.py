@@ -92,9 +92,10 @@ class BoardDetector:
 
     Used on consecutive frames of one camera, it first follows the board from the previous frame
     (``track``; :class:`~.board_tracking.CharucoTracker`: no marker search, the same corners), else
-    searches a window around the board's previous position, and falls back to the whole image when
-    the board may extend past that window. After a frame in which no marker was seen, it searches
-    only where the image changed since (see ``CHANGE_GREY_LEVELS``). ChArUco corners are refined by
+    searches a tight window where the optical flow carried the previous board, then a wider one
+    around the previous board, and falls back to the whole image when the board may extend past
+    the window. After a frame in which no board was found, it searches only where the image changed
+    since and around the markers seen then (see ``CHANGE_GREY_LEVELS``). ChArUco corners are refined by
     :func:`~.board_tracking.refinement_half_windows`' rule on either path.
     """
 
