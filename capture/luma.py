@@ -21,8 +21,11 @@ from numpy.typing import NDArray
 #: Pixel formats whose first plane is 8-bit luma.
 LUMA_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
                           "yuvj440p", "yuv411p", "yuvj411p", "nv12", "nv21", "gray"})
-#: Limited-range luma (16-235) to full range (0-255), rounded: what the BGR conversion does to grey.
-_STRETCH = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+#: Limited-range luma (16-235) to full range (0-255): ``round((y - 16) * 255 / 219)`` clipped to 0-255,
+#: what the BGR conversion does to grey. (No value falls within 1/438 of a rounding tie, so a float
+#: computation of it rounds exactly.)
+_STRETCH_GAIN = 255.0 / 219.0
+_STRETCH_OFFSET = -16.0 * _STRETCH_GAIN
 
 
 class LumaDecodeError(Exception):
@@ -62,5 +65,12 @@ def _decode(container) -> Iterator[NDArray[np.uint8]]:
             plane = frame.planes[0]
             luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
             # A copy either way: the decoder may reuse the frame's buffer.
-            # cv2.LUT: a tenth of numpy's fancy indexing, and without the GIL.
-            yield np.ascontiguousarray(luma) if _is_full_range(frame) else cv2.LUT(luma, _STRETCH)
+            yield np.ascontiguousarray(luma) if _is_full_range(frame) else stretch_limited_range(luma)
+
+
+def stretch_limited_range(luma: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Limited-range luma ``(H, W)`` uint8 (16-235) as full-range grey (0-255), a new contiguous image.
+
+    ``cv2.addWeighted`` (vectorised; without the GIL): half the time of ``cv2.LUT``, whose 8-bit
+    table lookup is a scalar loop that cost as many instructions as decoding the frame."""
+    return cv2.addWeighted(luma, _STRETCH_GAIN, luma, 0.0, _STRETCH_OFFSET)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posestudio.capture.luma import LumaDecodeError, luma_frames
+from posestudio.capture.luma import LumaDecodeError, luma_frames, stretch_limited_range
 from posestudio.capture.sources import FrameSource, SourceError
 
 
@@ -45,6 +45,19 @@ def _write_pyav(path: Path, codec: str, pix_fmt: str, n: int = 6) -> None:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+@pytest.mark.parametrize("width", [1, 7, 33, 1281])
+def test_limited_range_stretch_is_exact_for_every_level(width: int) -> None:
+    """Every luma level 0-255 maps to round((y - 16) * 255 / 219) clipped to 0-255, in strided
+    views (the decoder's planes are padded) and at widths the vectorised loop does not divide."""
+    levels = np.arange(256, dtype=np.uint8)
+    expected = np.clip(np.round((levels.astype(float) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+    plane = np.zeros((256, width + 13), np.uint8)
+    plane[:, :width] = levels[:, None]
+    out = stretch_limited_range(plane[:, :width])
+    assert out.shape == (256, width) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.repeat(expected[:, None], width, axis=1))
 
 
 def test_mpeg4_limited_range_matches_opencv(tmp_path: Path) -> None:
