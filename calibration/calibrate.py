@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from posestudio.capture.read_ahead import read_ahead
 from posestudio.capture.sources import FrameSource, SourceError
 from posestudio.core.arrays import FloatArray, IntArray
 from posestudio.core.camera import CAMERA_MODELS, Camera
@@ -65,6 +66,8 @@ Progress = Callable[[str], None]
 
 #: ``CalibrationOptions.sync``: solve each camera's time offset, or trust the frame pairing.
 SYNC_MODES = ("estimate", "index")
+#: Frames each recording is decoded ahead of its detection (see ``detect_sources``).
+READ_AHEAD_FRAMES = 3
 
 
 def _stderr_progress(msg: str) -> None:
@@ -151,11 +154,13 @@ def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
     """Detect the board in every frame of every recording, recordings in parallel.
 
     ``workers`` threads (0: one per usable core, at most one per recording) each take one
-    recording at a time and stream its frames through the detector: memory stays bounded by one
-    decoded frame per thread plus the detections (a few kB per board view), whatever the number
-    or length of the recordings. Decoding and detection run in OpenCV, which releases the GIL, so
-    the threads use the cores; OpenCV's own thread pool is set to one thread meanwhile (with two
-    levels of threads on few cores, measured 1.3x slower). One recording keeps OpenCV's threads.
+    recording at a time and stream its frames through the detector, each recording decoded by a
+    thread of its own ``READ_AHEAD_FRAMES`` frames ahead (:func:`~posestudio.capture.read_ahead.read_ahead`):
+    memory stays bounded by a few decoded frames per thread plus the detections (a few kB per board
+    view), whatever the number or length of the recordings. Decoding and detection run in FFmpeg
+    and OpenCV, which release the GIL, so the threads use the cores; OpenCV's own thread pool is
+    set to one thread meanwhile (with two levels of threads on few cores, measured 1.3x slower).
+    One recording keeps OpenCV's threads.
 
     Returns:
         ``(detections per camera in input order, fps of the first video or None)``.
@@ -180,7 +185,7 @@ def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
 
     def counted(src: FrameSource) -> Iterator[tuple[int, NDArray[np.uint8]]]:
         """The recording's frames, with a progress line at most every 10 s over all threads."""
-        for item in src.frames(gray=True):
+        for item in read_ahead(src.frames(gray=True), READ_AHEAD_FRAMES):
             with lock:
                 frames_read[0] += 1
                 now = time.perf_counter()
