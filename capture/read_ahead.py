@@ -38,10 +38,15 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     the producer and closes ``items``.
 
     Raises:
-        ValueError: ``depth`` < 1.
+        ValueError: ``depth`` < 1 (at the call, not at the first item).
     """
     if depth < 1:
         raise ValueError(f"read_ahead depth must be at least 1, got {depth}")
+    return _read_ahead(items, depth)
+
+
+def _read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """:func:`read_ahead`'s generator (the thread starts at the first item asked for)."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
