@@ -608,6 +608,14 @@ class ClockTracker(ClosesOnExit):
         with self._lock:
             return self._models[name].to_studio_ns(node_time_ns)
 
+    def studio_ns_if_ready(self, name: str, node_time_ns: int) -> tuple[int, int] | None:
+        """Node ``name``'s stamp on the studio clock, ``(studio_ns, uncertainty_ns)``, or None while it has
+        no model to map with (unknown, removed, or before its first burst). One locked step, so a node
+        removed by another thread between a check and the mapping cannot raise."""
+        with self._lock:
+            model = self._models.get(name)
+            return model.to_studio_ns(node_time_ns) if model is not None and model.ready else None
+
     def ready(self, name: str) -> bool:
         """Whether node ``name`` has a model to map stamps with."""
         with self._lock:

@@ -36,7 +36,8 @@
   a node that registers names its clock responder, which :meth:`LiveServer.add_node` starts probing at
   once (the clock tracker is woken; a restarted or rejoining node's model starts afresh, as its clock
   may be another one), so no clock endpoint need be in the config; a node silent for the heartbeat
-  time-out is marked gone in the stats. :meth:`LiveServer.start_recording` / :meth:`stop_recording`
+  time-out is marked gone in the stats and its clock model forgotten (its camera's frames wait for the
+  next registration: a restarted node's frames are never read through the dead process's clock). :meth:`LiveServer.start_recording` / :meth:`stop_recording`
   announce a studio time to every registered node with its clock offset.
 - **CURVE** (``options.keys``): the server runs its sockets in its own ZeroMQ context with the
   studio's authenticator (``capture/keys.py``), started before anything binds; the frame SUB, the
@@ -262,6 +263,15 @@ class LiveServer:
             self._clocked.discard(camera)
             self._tracker.remove_node(camera)
 
+    def _node_gone(self, camera: str) -> None:
+        """The control channel's time-out: the node is presumed dead, and its clock model with it. A
+        clocked camera's frames wait (``waiting_for_clock``) until a node registers for it again; else
+        frames from a node restarted before its registration reached us would be mapped through the old
+        process's clock (hundreds of ms off when it runs on another clock). A node that was only silent
+        is answered "unknown node" at its next heartbeat and registers again within one."""
+        if camera in self._clocked:
+            self._tracker.remove_node(camera)
+
     def clock_offsets_ns(self, at_studio_ns: int) -> dict[str, int | None]:
         """Each camera's node clock minus the studio clock at ``at_studio_ns``, ns, from its clock model
         (None without one: no responder, or no burst yet)."""
@@ -305,7 +315,7 @@ class LiveServer:
         if self.options.control:
             try:
                 self._control = ControlLoop(self.config.server.control_endpoint, self.cameras, self._node_registered,
-                                            lambda cam: None, observer=self.options.control_observer,
+                                            self._node_gone, observer=self.options.control_observer,
                                             context=self._context, configure_socket=self._secure_watched("control"),
                                             heartbeat_timeout_s=self.options.heartbeat_timeout_s)
             except BaseException:
@@ -463,10 +473,10 @@ class LiveServer:
     def _studio_time(self, message: FrameMessage, cam: CameraCounters) -> tuple[int, int] | None:
         """``(studio_ns, uncertainty_ns)`` of a frame's capture time, or None to drop it (counted)."""
         if message.camera in self._clocked:
-            if not self._tracker.ready(message.camera):
+            mapped = self._tracker.studio_ns_if_ready(message.camera, message.capture_time_ns)
+            if mapped is None:
                 cam.waiting_for_clock += 1
-                return None
-            return self._tracker.to_studio_ns(message.camera, message.capture_time_ns)
+            return mapped
         if message.clock_offset_ns is not None:
             return message.capture_time_ns + message.clock_offset_ns, int(message.uncertainty_ns or 0)
         if self.options.unsynced == "drop" or self._awaiting_registration(message.camera):

@@ -3,7 +3,8 @@
 - Nodes that register through the control channel get their clocks synced with no clock endpoint in the
   studio config (their clocks skewed by hundreds of ms), and record from an announced studio time.
 - A node killed and restarted with a new identity and another clock rejoins within 2 s, its stamps
-  mapped through a fresh clock model; a silent node is marked gone.
+  mapped through a fresh clock model; a silent node is marked gone, and frames for its camera wait for
+  the next registration (never read through the dead process's clock).
 - With keys: keyed nodes' frames reach the server and make skeletons; an unkeyed node's frames are
   never received (its registration neither).
 - The commands: ``posestudio node --control`` killed and restarted; the keys checks of ``serve`` and
@@ -46,6 +47,7 @@ from .test_live_server import (
     TruthDetector,
     Walk,
     next_tick,
+    skeleton_errors_m,
     skewed,
     stamped_frames,
     studio,
@@ -120,8 +122,8 @@ def test_registered_nodes_are_synced_without_clock_endpoints_in_the_config_and_r
         complete = [s for s in observed[-3 * int(FPS):] if s.complete]
         errors = studio_errors_ms(complete, cameras)
         assert len(complete) >= FPS and np.percentile(np.abs(errors), 95) < 1.0, errors
-        errs = [np.linalg.norm(f.points[0] - walk.at(int(f.timestamp_s * 1e9)), axis=-1).mean() for f in got[5:]]
-        assert np.median(errs) < 0.03
+        errs, joints = skeleton_errors_m(got[5:], walk)
+        assert np.median(joints) == 17 and np.median(errs) < 0.03, (errs, joints)
 
         # recording announced at a studio time: each node's frames from that instant carry the session
         start_ns = server.clock() + 300_000_000
@@ -169,6 +171,17 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         victim = cameras[2]
         nodes.pop(victim).stop()
         wait_for(lambda: server.stats()["cameras"][victim]["control"]["state"] == "gone", 3.0, "gone")
+        # restarted on another clock, its registration not (yet) in: its frames wait, never read through the
+        # dead process's clock model (they would be 300 ms off)
+        waiting = server.stats()["cameras"][victim]["waiting_for_clock"]
+        unregistered = CaptureNode(victim, stamped_frames(), server.data_endpoint, fps=FPS,
+                                   clock=skewed(SKEWS_MS[2] + 300.0), encoding=RAW_BGR8)
+        unregistered.start()
+        try:
+            wait_for(lambda: server.stats()["cameras"][victim]["waiting_for_clock"] >= waiting + 5, 5.0,
+                     "frames waiting for a registration")
+        finally:
+            unregistered.stop()
         # restarted: a new connection, a new clock responder port, and another clock (300 ms away from the old)
         restarted_at = time.monotonic()
         nodes[victim] = control_node(victim, server, SKEWS_MS[2] + 300.0)
@@ -181,10 +194,13 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         assert doc["control"]["gone"] == 1 and doc["restarts"] >= 1
         assert abs(doc["clock"]["offset_ms"] - (SKEWS_MS[2] + 300.0)) < 5.0, doc["clock"]
         # the new clock is read through a fresh model: the rejoined camera's stamps are right, not 300 ms off
-        wait_for(lambda: sum(1 for t, s in observed if t > restarted_at and s.complete) >= 10, 15.0, "sets after")
-        after = [s for t, s in observed if t > restarted_at and s.complete]
+        wait_for(lambda: sum(1 for t, s in observed if t > restarted_at and s.complete) >= 20, 15.0, "sets after")
+        after = [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
         errors = studio_errors_ms(after, [victim])
-        assert np.percentile(np.abs(errors), 95) < 1.0, errors
+        # every stamp right (none through the old model, 300 ms off); scheduling jitter on a loaded machine
+        # moves a few by milliseconds (a stamp is the midpoint of the grab call), so the bound is on the median
+        assert np.abs(errors).max() < 50.0 and np.median(np.abs(errors)) < 0.5, errors
+        assert server.stats()["cameras"][victim]["node_time"] == 0
         print(f"rejoin {rejoin_s:.2f} s; clock error after the rejoin p95 {np.percentile(np.abs(errors), 95):.3f} ms")
     finally:
         for node in nodes.values():
@@ -239,8 +255,8 @@ def test_keyed_nodes_make_skeletons_and_an_unkeyed_node_is_never_heard(rig, tmp_
         nodes.append(control_node(unkeyed, server, SKEWS_MS[3]))          # no keys: NULL security
         got = skeletons(server, FPS, 20.0)
         assert len(got) >= FPS, server.stats()
-        errs = [np.linalg.norm(f.points[0] - walk.at(int(f.timestamp_s * 1e9)), axis=-1).mean() for f in got[5:]]
-        assert np.median(errs) < 0.03
+        errs, joints = skeleton_errors_m(got[5:], walk)
+        assert np.median(joints) == 17 and np.median(errs) < 0.03, (errs, joints)
         time.sleep(0.5)
         stats = server.stats()
         for cam in keyed:

@@ -64,6 +64,19 @@ class Walk:
         return self.frames[i] + (x - i) * (self.frames[i + 1] - self.frames[i])
 
 
+def skeleton_errors_m(frames: list, walk: Walk) -> tuple[np.ndarray, np.ndarray]:
+    """Per skeleton frame: the mean distance of its reconstructed joints to the known body at its studio
+    time (metres; NaN when none was), and how many of the 17 joints were reconstructed. A set the server
+    had to close with one view (a node starved for longer than ``max_wait_s``) gives fewer joints."""
+    errors, counts = [], []
+    for f in frames:
+        dist = np.linalg.norm(f.points[0] - walk.at(int(f.timestamp_s * 1e9)), axis=-1)
+        found = np.isfinite(dist)
+        errors.append(dist[found].mean() if found.any() else np.nan)
+        counts.append(int(found.sum()))
+    return np.array(errors), np.array(counts)
+
+
 def stamped_frames() -> Iterator[np.ndarray]:
     """For ever: a 4x4 raw BGR frame whose first 8 bytes are the true time it was grabbed, ns."""
     while True:
@@ -193,9 +206,8 @@ def test_skewed_nodes_are_synced_assembled_reconstructed_and_a_restarted_node_re
         assert np.median(spread) < 0.25e9 / FPS
 
         # skeletons: the known body at the slot's studio time, within a few cm (the first few frames warm up)
-        errs = np.array([np.linalg.norm(f.points[0] - walk.at(int(f.timestamp_s * 1e9)), axis=-1).mean()
-                         for f in received[5:]])
-        assert np.median(errs) < 0.03 and np.percentile(errs, 90) < 0.06, errs
+        errs, joints = skeleton_errors_m(received[5:], walk)
+        assert np.median(joints) == 17 and np.median(errs) < 0.03 and np.nanpercentile(errs, 90) < 0.06, errs
 
         steady = server.timings.summary()                  # before the restart: every camera streaming
         # a node stopped and restarted (same clock, same clock port) rejoins within 2 s
@@ -499,8 +511,8 @@ def test_a_detector_with_context_sees_each_set_with_its_neighbours_one_set_later
         assert np.all(np.abs(steps - 1 / FPS) < 0.4 / FPS), steps
         stats = server.stats()
         assert all(stats["cameras"][c]["node_time"] > 0 and stats["cameras"][c]["clock"] is None for c in cameras)
-        errs = [np.linalg.norm(f.points[0] - walk.at(int(f.timestamp_s * 1e9)), axis=-1).mean() for f in got[3:]]
-        assert np.median(errs) < 0.03
+        errs, joints = skeleton_errors_m(got[3:], walk)
+        assert np.median(joints) == 17 and np.median(errs) < 0.03, (errs, joints)
     finally:
         for node in nodes:
             node.stop()
