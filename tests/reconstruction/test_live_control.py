@@ -224,6 +224,11 @@ def test_the_clock_tracker_probes_a_new_node_at_once_when_woken() -> None:
         assert tracker.rounds == 1 and tracker.status()["a"].bursts == bursts_a   # a keeps its schedule
         assert abs(tracker.node_offset_ns("b", time.monotonic_ns()) / 1e6 + 70.0) < 5.0
         assert tracker.node_offset_ns("nobody", 0) is None
+        now = time.monotonic_ns()
+        studio_ns, _ = tracker.studio_ns_if_ready("b", now)
+        assert abs((now - studio_ns) / 1e6 + 70.0) < 5.0          # b's clock reads 70 ms behind the studio's
+        tracker.remove_node("b")
+        assert tracker.studio_ns_if_ready("b", now) is None and tracker.studio_ns_if_ready("nobody", now) is None
     finally:
         tracker.stop()
         a.stop()
