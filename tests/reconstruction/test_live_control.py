@@ -194,8 +194,11 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         assert doc["control"]["gone"] == 1 and doc["restarts"] >= 1
         assert abs(doc["clock"]["offset_ms"] - (SKEWS_MS[2] + 300.0)) < 5.0, doc["clock"]
         # the new clock is read through a fresh model: the rejoined camera's stamps are right, not 300 ms off
-        wait_for(lambda: sum(1 for t, s in observed if t > restarted_at and s.complete) >= 20, 15.0, "sets after")
-        after = [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
+        def after() -> list[FrameSet]:
+            return [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
+
+        wait_for(lambda: len(after()) >= 20, 15.0, "sets after")
+        after = after()
         errors = studio_errors_ms(after, [victim])
         # every stamp right (none through the old model, 300 ms off); scheduling jitter on a loaded machine
         # moves a few by milliseconds (a stamp is the midpoint of the grab call), so the bound is on the median
