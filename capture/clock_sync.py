@@ -360,6 +360,11 @@ class ClockModel:
     true offset lies uniformly anywhere within the half round trip ``u``, floored at
     ``min_uncertainty_ns``), times its Huber weight on ``residual / sigma``.
 
+    The drift has a prior: zero, with a standard deviation of half ``assumed_max_drift_ppm``. Two
+    bursts a fraction of a second apart (a node's first burst, then the tracker's next round) would
+    otherwise fix the drift from two offsets a few tens of microseconds noisy: hundreds of ppm wrong,
+    a millisecond off two seconds later. Over a baseline of seconds the bursts outweigh the prior.
+
     Uncertainty (:meth:`uncertainty_ns`): the fit's weighted mean half round trip (a bound on how
     far path asymmetry can bias it: the fitted offset is a weighted average of measurements each
     within its half round trip of the truth) plus two standard errors of the fitted line at that
@@ -376,7 +381,8 @@ class ClockModel:
         window: bursts the fit uses (the latest ones), at least 2.
         huber_delta: Huber threshold in units of a probe's ``sigma``.
         min_uncertainty_ns: floor on a probe's half round trip, ns.
-        assumed_max_drift_ppm: drift assumed possible before two bursts fix it, ppm.
+        assumed_max_drift_ppm: drift assumed possible before bursts fix it, ppm (also twice the
+            standard deviation of the drift's prior).
         reset_ns: a jump of the offset beyond this restarts the fit, ns.
     """
 
@@ -384,6 +390,8 @@ class ClockModel:
                  assumed_max_drift_ppm: float = 200.0, reset_ns: float = 50e6) -> None:
         if window < 2:
             raise ValueError(f"clock model: window must be at least 2 bursts, got {window}")
+        if not assumed_max_drift_ppm > 0:
+            raise ValueError(f"clock model: assumed_max_drift_ppm must be positive, got {assumed_max_drift_ppm}")
         self.window = int(window)
         self.huber_delta = float(huber_delta)
         self.min_uncertainty_ns = float(min_uncertainty_ns)
@@ -437,11 +445,13 @@ class ClockModel:
             self._bias_ns = float(u[0])
             return
         design = np.stack([np.ones_like(x), x / 1e9], axis=1)     # (n, 2); slope in ns per second
+        drift_sigma = 0.5 * self.assumed_max_drift_ppm * 1e3        # ns per second (1 ppm = 1000 ns/s)
+        prior = np.diag([0.0, 1.0 / drift_sigma**2])                # drift ~ N(0, drift_sigma^2)
         base_w = 1.0 / sigma**2
         w = base_w
         coef = np.zeros(2)
         for _ in range(10):
-            normal = design.T @ (w[:, None] * design)
+            normal = design.T @ (w[:, None] * design) + prior
             new = np.linalg.solve(normal, design.T @ (w * y))
             r = (y - design @ new) / sigma
             w = base_w * huber_weights(np.abs(r), self.huber_delta)
@@ -449,7 +459,7 @@ class ClockModel:
             coef = new
             if done:
                 break
-        normal = design.T @ (w[:, None] * design)
+        normal = design.T @ (w[:, None] * design) + prior
         cov = np.linalg.inv(normal)
         dof = len(probes) - 2
         if dof > 0:    # residuals larger than the round trips promise widen the errors; never narrower

@@ -37,7 +37,9 @@
   once (the clock tracker is woken; a restarted or rejoining node's model starts afresh, as its clock
   may be another one), so no clock endpoint need be in the config; a node silent for the heartbeat
   time-out is marked gone in the stats and its clock model forgotten (its camera's frames wait for the
-  next registration: a restarted node's frames are never read through the dead process's clock). :meth:`LiveServer.start_recording` / :meth:`stop_recording`
+  next registration: a restarted node's frames are never read through the dead process's clock). A
+  node restarted faster than the time-out is seen by its frame numbers stepping back: when no
+  registration came since the old process's last frame, its frames wait for one. :meth:`LiveServer.start_recording` / :meth:`stop_recording`
   announce a studio time to every registered node with its clock offset.
 - **CURVE** (``options.keys``): the server runs its sockets in its own ZeroMQ context with the
   studio's authenticator (``capture/keys.py``), started before anything binds; the frame SUB, the
@@ -215,6 +217,10 @@ class LiveServer:
         self._clocked: set[str] = set()
         self._registered_unclocked: set[str] = set()   # registered without a clock responder: node time is meant
         self._first_unclocked_ns: dict[str, int] = {}
+        # A node restarted faster than the heartbeat time-out: its frames may arrive before its registration.
+        self._registered_ns: dict[str, int] = {}     # studio time of each camera's latest registration
+        self._last_frame_ns: dict[str, int] = {}     # studio time each camera's latest frame arrived
+        self._restart_held_ns: dict[str, int] = {}   # cameras whose node restarted unregistered: held since
         self.counters = ReceiveCounters({c: CameraCounters() for c in self.cameras})
         self.timings = SetTimings()
         self._queue: collections.deque[FrameSet] = collections.deque()
@@ -250,6 +256,7 @@ class LiveServer:
         """The control channel's registration: sync the node's clock there (a rejoining node afresh: it
         may be another process with another clock); a node without a responder falls back to the
         config's clock endpoint, else to the header's offset or node time."""
+        self._registered_ns[camera] = self.clock()
         if clock_endpoint:
             if rejoined:
                 self._tracker.remove_node(camera)   # its frames wait for the fresh burst (woken: milliseconds)
@@ -462,7 +469,9 @@ class LiveServer:
         if cam is None:
             counters.malformed["unknown_camera"] += 1
             return
-        cam.saw(message.sequence)
+        if cam.saw(message.sequence):
+            self._on_sequence_restart(message.camera)
+        self._last_frame_ns[message.camera] = self.clock()
         mapped = self._studio_time(message, cam)
         if mapped is None:
             return
@@ -470,8 +479,23 @@ class LiveServer:
             sets = self._assembler.push((message.camera, mapped[0], message, mapped[1]))
         self._enqueue(sets)
 
+    def _on_sequence_restart(self, camera: str) -> None:
+        """A camera's frame numbers stepped back: another node process. When its camera registered through
+        the control channel and no registration came since the previous process's last frame, the new
+        process has not registered yet and its clock is unknown: its frames wait for its registration
+        (which starts a fresh clock model) rather than be read through the old process's clock."""
+        registered = self._registered_ns.get(camera)
+        if registered is not None and registered <= self._last_frame_ns.get(camera, registered):
+            self._restart_held_ns[camera] = self.clock()
+
     def _studio_time(self, message: FrameMessage, cam: CameraCounters) -> tuple[int, int] | None:
         """``(studio_ns, uncertainty_ns)`` of a frame's capture time, or None to drop it (counted)."""
+        held = self._restart_held_ns.get(message.camera)
+        if held is not None:
+            if self._registered_ns.get(message.camera, held) <= held:
+                cam.waiting_for_clock += 1
+                return None
+            del self._restart_held_ns[message.camera]
         if message.camera in self._clocked:
             mapped = self._tracker.studio_ns_if_ready(message.camera, message.capture_time_ns)
             if mapped is None:

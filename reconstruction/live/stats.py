@@ -58,16 +58,18 @@ class CameraCounters:
     decode_errors: int = 0
     last_sequence: int | None = None
 
-    def saw(self, sequence: int) -> None:
-        """Count a frame numbered ``sequence``: gaps are drops, a step back a restart."""
+    def saw(self, sequence: int) -> bool:
+        """Count a frame numbered ``sequence``: gaps are drops, a step back a restart (returns True)."""
         self.frames += 1
         last = self.last_sequence
+        restarted = last is not None and sequence <= last
         if last is not None:
             if sequence > last + 1:
                 self.dropped += sequence - last - 1
-            elif sequence <= last:
+            elif restarted:
                 self.restarts += 1
         self.last_sequence = sequence
+        return restarted
 
 
 @dataclass

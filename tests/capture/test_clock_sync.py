@@ -249,6 +249,19 @@ def test_one_burst_assumes_no_drift_and_its_uncertainty_grows_with_time() -> Non
     assert model.uncertainty_ns(1_050_000 + 10**9) == pytest.approx(50_000 + 200_000)   # 1 s later: +200 us
 
 
+def test_two_bursts_close_together_do_not_fix_a_wild_drift() -> None:
+    """A rejoining node's first burst and the tracker's next round 50 ms later, their offsets 30 us apart
+    (round-trip noise): without the drift's prior that is a 600 ppm drift, 1.2 ms off 2 s later."""
+    model = ClockModel()
+    model.update(ClockProbe(10**12, 10**12 + 300 * MS, 10**12 + 100_000))
+    model.update(ClockProbe(10**12 + 50 * MS, 10**12 + 350 * MS + 30_000, 10**12 + 50 * MS + 100_000))
+    assert abs(model.drift_ppm) < 50.0
+    studio, unc = model.to_studio_ns(10**12 + 2_050 * MS + 300 * MS)      # 2 s after the second burst
+    assert abs(studio - (10**12 + 2_050 * MS + 50_000)) < 200_000 and unc < 1 * MS
+    with pytest.raises(ValueError, match="assumed_max_drift_ppm"):
+        ClockModel(assumed_max_drift_ppm=0.0)
+
+
 def test_epoch_sized_stamps_lose_no_precision() -> None:
     epoch = 1_700_000_000 * 10**9
     model = ClockModel()

@@ -4,7 +4,8 @@
   studio config (their clocks skewed by hundreds of ms), and record from an announced studio time.
 - A node killed and restarted with a new identity and another clock rejoins within 2 s, its stamps
   mapped through a fresh clock model; a silent node is marked gone, and frames for its camera wait for
-  the next registration (never read through the dead process's clock).
+  the next registration (never read through the dead process's clock); so do the frames of a node
+  restarted before the time-out, until it registers.
 - With keys: keyed nodes' frames reach the server and make skeletons; an unkeyed node's frames are
   never received (its registration neither).
 - The commands: ``posestudio node --control`` killed and restarted; the keys checks of ``serve`` and
@@ -205,6 +206,50 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         assert np.abs(errors).max() < 50.0 and np.median(np.abs(errors)) < 0.5, errors
         assert server.stats()["cameras"][victim]["node_time"] == 0
         print(f"rejoin {rejoin_s:.2f} s; clock error after the rejoin p95 {np.percentile(np.abs(errors), 95):.3f} ms")
+    finally:
+        for node in nodes.values():
+            node.stop()
+        server.stop()
+
+
+def test_a_node_restarted_before_the_time_out_waits_for_its_registration(rig) -> None:
+    """Restarted faster than the heartbeat time-out (never marked gone): the new process's frames, numbered
+    from 0 again, wait for its registration instead of being read through the old process's clock."""
+    walk = Walk()
+    cameras = list(rig.names)
+    observed: list[tuple[float, FrameSet]] = []
+    server = LiveServer(studio(cameras), rig, TruthDetector(rig, cameras, walk),
+                        options(clock_interval_s=2.0, heartbeat_timeout_s=30.0,
+                                set_observer=lambda s: observed.append((time.monotonic(), s)))).start()
+    nodes: dict[str, CaptureNode] = {}
+    victim = cameras[1]
+    try:
+        for cam, skew in zip(cameras, SKEWS_MS):
+            nodes[cam] = control_node(cam, server, skew)
+        wait_for(lambda: sum(1 for _, s in observed if s.frames.get(victim) is not None) >= 5, 10.0, "sets")
+        nodes.pop(victim).stop()
+        waiting = server.stats()["cameras"][victim]["waiting_for_clock"]
+        unregistered_at = time.monotonic()
+        unregistered = CaptureNode(victim, stamped_frames(), server.data_endpoint, fps=FPS,
+                                   clock=skewed(SKEWS_MS[1] + 300.0), encoding=RAW_BGR8)
+        unregistered.start()
+        try:
+            wait_for(lambda: server.stats()["cameras"][victim]["waiting_for_clock"] >= waiting + 5, 5.0,
+                     "frames waiting for a registration")
+        finally:
+            unregistered.stop()
+        assert server.stats()["cameras"][victim]["control"]["state"] == "registered"    # never gone
+        restarted_at = time.monotonic()
+        nodes[victim] = control_node(victim, server, SKEWS_MS[1] + 300.0)
+
+        def after() -> list[FrameSet]:
+            return [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
+
+        wait_for(lambda: len(after()) >= 10, 15.0, "sets after the registered restart")
+        late = [s for t, s in observed if t > unregistered_at and s.frames.get(victim) is not None]
+        errors = studio_errors_ms(late, [victim])
+        assert np.abs(errors).max() < 50.0 and np.median(np.abs(errors)) < 0.5, errors
+        assert server.stats()["cameras"][victim]["control"]["registrations"] == 2
     finally:
         for node in nodes.values():
             node.stop()
