@@ -92,6 +92,31 @@ def skeletons(server: LiveServer, n: int, timeout_s: float) -> list:
     return got
 
 
+def observed_studio(rig: CameraRig, heartbeat_timeout_s: float) -> tuple[LiveServer, list[tuple[float, FrameSet]]]:
+    """A started server (clock rounds every 2 s) and the list its sets are appended to as they are
+    processed, each with the ``time.monotonic()`` it came at."""
+    cameras = list(rig.names)
+    observed: list[tuple[float, FrameSet]] = []
+    server = LiveServer(studio(cameras), rig, TruthDetector(rig, cameras, Walk()),
+                        options(clock_interval_s=2.0, heartbeat_timeout_s=heartbeat_timeout_s,
+                                set_observer=lambda s: observed.append((time.monotonic(), s)))).start()
+    return server, observed
+
+
+def assert_unregistered_frames_wait(server: LiveServer, camera: str, clock_ms: float) -> None:
+    """A node for ``camera`` on a clock ``clock_ms`` ahead streams without registering (a restarted process
+    whose registration has not arrived): its frames must wait for a clock, at least 5 of them, then it stops."""
+    waiting = server.stats()["cameras"][camera]["waiting_for_clock"]
+    node = CaptureNode(camera, stamped_frames(), server.data_endpoint, fps=FPS, clock=skewed(clock_ms),
+                       encoding=RAW_BGR8)
+    node.start()
+    try:
+        wait_for(lambda: server.stats()["cameras"][camera]["waiting_for_clock"] >= waiting + 5, 5.0,
+                 "frames waiting for a registration")
+    finally:
+        node.stop()
+
+
 def studio_errors_ms(sets: list[FrameSet], cameras: list[str]) -> np.ndarray:
     """Each frame's studio time minus its true capture instant, ms."""
     return np.array([(s.times_ns[c] - true_time(s.frames[c].image())) / 1e6 for s in sets for c in cameras
@@ -156,12 +181,8 @@ def test_registered_nodes_are_synced_without_clock_endpoints_in_the_config_and_r
 
 
 def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> None:
-    walk = Walk()
     cameras = list(rig.names)
-    observed: list[tuple[float, FrameSet]] = []
-    server = LiveServer(studio(cameras), rig, TruthDetector(rig, cameras, walk),
-                        options(clock_interval_s=2.0, heartbeat_timeout_s=1.0,
-                                set_observer=lambda s: observed.append((time.monotonic(), s)))).start()
+    server, observed = observed_studio(rig, heartbeat_timeout_s=1.0)
     nodes: dict[str, CaptureNode] = {}
     try:
         for cam, skew in zip(cameras, SKEWS_MS):
@@ -174,15 +195,7 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         wait_for(lambda: server.stats()["cameras"][victim]["control"]["state"] == "gone", 3.0, "gone")
         # restarted on another clock, its registration not (yet) in: its frames wait, never read through the
         # dead process's clock model (they would be 300 ms off)
-        waiting = server.stats()["cameras"][victim]["waiting_for_clock"]
-        unregistered = CaptureNode(victim, stamped_frames(), server.data_endpoint, fps=FPS,
-                                   clock=skewed(SKEWS_MS[2] + 300.0), encoding=RAW_BGR8)
-        unregistered.start()
-        try:
-            wait_for(lambda: server.stats()["cameras"][victim]["waiting_for_clock"] >= waiting + 5, 5.0,
-                     "frames waiting for a registration")
-        finally:
-            unregistered.stop()
+        assert_unregistered_frames_wait(server, victim, SKEWS_MS[2] + 300.0)
         # restarted: a new connection, a new clock responder port, and another clock (300 ms away from the old)
         restarted_at = time.monotonic()
         nodes[victim] = control_node(victim, server, SKEWS_MS[2] + 300.0)
@@ -215,12 +228,8 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
 def test_a_node_restarted_before_the_time_out_waits_for_its_registration(rig) -> None:
     """Restarted faster than the heartbeat time-out (never marked gone): the new process's frames, numbered
     from 0 again, wait for its registration instead of being read through the old process's clock."""
-    walk = Walk()
     cameras = list(rig.names)
-    observed: list[tuple[float, FrameSet]] = []
-    server = LiveServer(studio(cameras), rig, TruthDetector(rig, cameras, walk),
-                        options(clock_interval_s=2.0, heartbeat_timeout_s=30.0,
-                                set_observer=lambda s: observed.append((time.monotonic(), s)))).start()
+    server, observed = observed_studio(rig, heartbeat_timeout_s=30.0)
     nodes: dict[str, CaptureNode] = {}
     victim = cameras[1]
     try:
@@ -228,16 +237,8 @@ def test_a_node_restarted_before_the_time_out_waits_for_its_registration(rig) ->
             nodes[cam] = control_node(cam, server, skew)
         wait_for(lambda: sum(1 for _, s in observed if s.frames.get(victim) is not None) >= 5, 10.0, "sets")
         nodes.pop(victim).stop()
-        waiting = server.stats()["cameras"][victim]["waiting_for_clock"]
         unregistered_at = time.monotonic()
-        unregistered = CaptureNode(victim, stamped_frames(), server.data_endpoint, fps=FPS,
-                                   clock=skewed(SKEWS_MS[1] + 300.0), encoding=RAW_BGR8)
-        unregistered.start()
-        try:
-            wait_for(lambda: server.stats()["cameras"][victim]["waiting_for_clock"] >= waiting + 5, 5.0,
-                     "frames waiting for a registration")
-        finally:
-            unregistered.stop()
+        assert_unregistered_frames_wait(server, victim, SKEWS_MS[1] + 300.0)
         assert server.stats()["cameras"][victim]["control"]["state"] == "registered"    # never gone
         restarted_at = time.monotonic()
         nodes[victim] = control_node(victim, server, SKEWS_MS[1] + 300.0)
