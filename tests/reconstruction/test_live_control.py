@@ -103,6 +103,11 @@ def observed_studio(rig: CameraRig, heartbeat_timeout_s: float) -> tuple[LiveSer
     return server, observed
 
 
+def sets_holding(observed: list[tuple[float, FrameSet]], camera: str, since_s: float) -> list[FrameSet]:
+    """The observed sets that came after ``time.monotonic()`` ``since_s`` and hold a frame of ``camera``."""
+    return [s for t, s in observed if t > since_s and s.frames.get(camera) is not None]
+
+
 def assert_unregistered_frames_wait(server: LiveServer, camera: str, clock_ms: float) -> None:
     """A node for ``camera`` on a clock ``clock_ms`` ahead streams without registering (a restarted process
     whose registration has not arrived): its frames must wait for a clock, at least 5 of them, then it stops."""
@@ -208,12 +213,8 @@ def test_a_killed_node_rejoins_with_a_new_identity_and_clock_within_2_s(rig) -> 
         assert doc["control"]["gone"] == 1 and doc["restarts"] >= 1
         assert abs(doc["clock"]["offset_ms"] - (SKEWS_MS[2] + 300.0)) < 5.0, doc["clock"]
         # the new clock is read through a fresh model: the rejoined camera's stamps are right, not 300 ms off
-        def after() -> list[FrameSet]:
-            return [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
-
-        wait_for(lambda: len(after()) >= 20, 15.0, "sets after")
-        after = after()
-        errors = studio_errors_ms(after, [victim])
+        wait_for(lambda: len(sets_holding(observed, victim, restarted_at)) >= 20, 15.0, "sets after")
+        errors = studio_errors_ms(sets_holding(observed, victim, restarted_at), [victim])
         # every stamp right (none through the old model, 300 ms off); scheduling jitter on a loaded machine
         # moves a few by milliseconds (a stamp is the midpoint of the grab call), so the bound is on the median
         assert np.abs(errors).max() < 50.0 and np.median(np.abs(errors)) < 0.5, errors
@@ -235,7 +236,7 @@ def test_a_node_restarted_before_the_time_out_waits_for_its_registration(rig) ->
     try:
         for cam, skew in zip(cameras, SKEWS_MS):
             nodes[cam] = control_node(cam, server, skew)
-        wait_for(lambda: sum(1 for _, s in observed if s.frames.get(victim) is not None) >= 5, 10.0, "sets")
+        wait_for(lambda: len(sets_holding(observed, victim, 0.0)) >= 5, 10.0, "sets")
         nodes.pop(victim).stop()
         unregistered_at = time.monotonic()
         assert_unregistered_frames_wait(server, victim, SKEWS_MS[1] + 300.0)
@@ -243,12 +244,9 @@ def test_a_node_restarted_before_the_time_out_waits_for_its_registration(rig) ->
         restarted_at = time.monotonic()
         nodes[victim] = control_node(victim, server, SKEWS_MS[1] + 300.0)
 
-        def after() -> list[FrameSet]:
-            return [s for t, s in observed if t > restarted_at and s.frames.get(victim) is not None]
-
-        wait_for(lambda: len(after()) >= 10, 15.0, "sets after the registered restart")
-        late = [s for t, s in observed if t > unregistered_at and s.frames.get(victim) is not None]
-        errors = studio_errors_ms(late, [victim])
+        wait_for(lambda: len(sets_holding(observed, victim, restarted_at)) >= 10, 15.0,
+                 "sets after the registered restart")
+        errors = studio_errors_ms(sets_holding(observed, victim, unregistered_at), [victim])
         assert np.abs(errors).max() < 50.0 and np.median(np.abs(errors)) < 0.5, errors
         assert server.stats()["cameras"][victim]["control"]["registrations"] == 2
     finally:
