@@ -61,15 +61,14 @@ class CameraCounters:
     def saw(self, sequence: int) -> bool:
         """Count a frame numbered ``sequence``: gaps are drops, a step back a restart (returns True)."""
         self.frames += 1
-        last = self.last_sequence
-        restarted = last is not None and sequence <= last
-        if last is not None:
-            if sequence > last + 1:
-                self.dropped += sequence - last - 1
-            elif restarted:
-                self.restarts += 1
-        self.last_sequence = sequence
-        return restarted
+        last, self.last_sequence = self.last_sequence, sequence
+        if last is None:
+            return False
+        if sequence <= last:
+            self.restarts += 1
+            return True
+        self.dropped += sequence - last - 1
+        return False
 
 
 @dataclass
