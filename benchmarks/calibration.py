@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cameras of the rendered take (default 4); several values, e.g. 4 8 16 32: the rig-size sweep")
     ap.add_argument("--layout", choices=("ring", "overhead"), default="ring", help="rig-size sweep: camera layout")
     ap.add_argument("--size", type=_size, default=(1280, 720), help="rig-size sweep: image WIDTHxHEIGHT (1280x720)")
-    ap.add_argument("--workers", type=int, default=0, help="rig-size sweep: detection threads (0: one per core)")
+    ap.add_argument("--workers", type=int, default=0, help="rig-size sweep: recordings detected at once (0: one per core)")
     ap.add_argument("--timeout", type=float, default=900.0,
                     help="rig-size sweep: seconds each tool may take on one rig size (default 900)")
     ap.add_argument("--aniposelib-max-cameras", type=int, default=0,

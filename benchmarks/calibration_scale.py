@@ -6,14 +6,16 @@ Run from the repository root: ``.venv/bin/python -m benchmarks.calibration --cam
 ring, or with ``--layout overhead`` a ring whose every other camera hangs overhead; strong lens
 distortion, motion blur, noise; the hand-held board turns once, so each board view is seen by only
 a few neighbouring cameras) is rendered once into ``--out`` and reused. Each rig size then runs in
-a fresh Python process, so its peak RSS (``resource.getrusage``, the process and any children it
-waited for) is its own: PoseStudio's board detection (timed separately), the calibration from
+a fresh Python process, so its peak RSS is its own (``resource.getrusage``, the process and any
+children it waited for, plus the peak of each of detection's worker processes: an upper bound on
+what was resident at once, as each worker counts the libraries it shares): PoseStudio's board detection (timed separately), the calibration from
 those detections, and its errors against the true rig. aniposelib (its own detection included)
 runs on the same videos in another fresh process, with a time limit; the table says where it fails
 or is skipped, and why.
 
 Wall time per camera-frame is the total (detection + calibration) divided by cameras x frames; the
-CPU time of the same (all threads, ``resource.getrusage``) is printed too, as a machine shared with
+CPU time of the same (all threads, ``resource.getrusage``, detection's worker processes included) is
+printed too, as a machine shared with
 other work inflates wall times unevenly across rig sizes.
 """
 
@@ -106,15 +108,17 @@ def run_posestudio(take: Path, workers: int, halves: bool = False) -> dict:
     """PoseStudio on one take (in this process): detection, calibration, errors, peak RSS; with
     ``halves`` also :func:`same_cameras_in_halves` (after the timed part)."""
     from posestudio.calibration.board import load_board
-    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections, detect_sources
+    from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
     from posestudio.calibration.compare import score_against_truth
+    from posestudio.calibration.detect_recordings import DetectionUsage, detect_sources
 
     truth = CameraRig.load(take / "truth_rig.toml")
     board = load_board(take / "board.toml")
     videos = [take / f"{n}.mp4" for n in truth.names]
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    dets, fps = detect_sources(videos, board, workers=workers, progress=None)
-    t_det, c_det = time.perf_counter() - t0, _cpu_seconds() - c0
+    usage = DetectionUsage()
+    dets, fps = detect_sources(videos, board, workers=workers, progress=None, usage=usage)
+    t_det, c_det = time.perf_counter() - t0, _cpu_seconds() - c0 + usage.worker_cpu_s
     t1, c1 = time.perf_counter(), _cpu_seconds()
     res = calibrate_from_detections(dets, board, CalibrationOptions(), fps=fps, progress=None)
     t_cal, c_cal = time.perf_counter() - t1, _cpu_seconds() - c1
@@ -129,7 +133,8 @@ def run_posestudio(take: Path, workers: int, halves: bool = False) -> dict:
             "reprojection_rms_px": rep.reprojection_rms_px, "stages": rep.timing_s.stages(),
             "ba_iterations": rep.adjustment.iterations if rep.adjustment else 0,
             "mean": sc["mean"], "worst": {k: max(c[k] for c in sc["cameras"].values()) for k in KEYS},
-            "peak_rss_mb": _peak_rss_mb(), "tree_depth": _tree_depth(rep)}
+            "peak_rss_mb": _peak_rss_mb() + sum(usage.worker_peak_rss_mb),
+            "worker_peak_rss_mb": usage.worker_peak_rss_mb, "tree_depth": _tree_depth(rep)}
 
 
 def _tree_depth(report) -> int:

@@ -6,7 +6,9 @@ Run from the repository root: ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks
 the commit that put detection in one thread per core), loaded by path from a ``git worktree`` of
 that commit (``--old-tree``, created when missing) and run the way that commit's
 ``detect_sources`` ran it: one thread per recording up to the core count, OpenCV's own threads
-left at their default. "Now" is :func:`posestudio.calibration.calibrate.detect_sources` itself.
+left at their default. "Now" is :func:`posestudio.calibration.detect_recordings.detect_sources`
+itself (the calling thread and a worker process per further core), each run starting and ending
+its own fork server, so that every run pays the worker processes' start-up as a command does.
 Each decodes as its commit did (before: OpenCV to BGR, then grey; now: the luma plane,
 :mod:`posestudio.capture.luma`), on the same videos, in the same process, in turn,
 ``--repeats`` times each, in pairs whose order alternates. The table shows each detector's fastest
@@ -21,8 +23,8 @@ layout, 120 frames (small boards, oblique views); and the real caliscope session
 (``../shared/data/caliscope_session``: four webcams, a hand-held inverted ChArUco board) when
 present. All 1280 x 720.
 
-Per take and detector: wall and CPU milliseconds per camera-frame (all threads, decoding
-included), the corners found, and, on rendered takes, the distance of each corner found from the
+Per take and detector: wall and CPU milliseconds per camera-frame (all threads of this process
+and of the worker processes and fork server, decoding included), the corners found, and, on rendered takes, the distance of each corner found from the
 renderer's true corner pixel (``truth.json``; median and 99th percentile, pixels); then per take
 the speed-up and how the corners found now differ from those found before.
 """
@@ -33,6 +35,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -73,8 +76,20 @@ class Run:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process, all threads, seconds."""
-    return time.process_time()
+    """CPU time of this process (all threads) and of its descendants that have ended, seconds."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
+def _stop_fork_server() -> None:
+    """End this process's multiprocessing fork server (it, and the worker processes it forked and
+    reaped, then count in ``RUSAGE_CHILDREN``): the next run starts its own, as a command does.
+    (``_stop`` is private to ``multiprocessing``; without it runs after the first reuse the server.)"""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def old_detect_module(tree: Path, commit: str) -> ModuleType:
@@ -110,10 +125,14 @@ def detect_before(old: ModuleType, videos: list[Path], board) -> list:
 
 
 def detect_now(videos: list[Path], board) -> list:
-    """Today's :func:`detect_sources` (one thread per core, OpenCV's threads at one meanwhile)."""
-    from posestudio.calibration.calibrate import detect_sources
+    """Today's :func:`detect_sources` (this thread and a worker process per further core), its fork
+    server started and ended within the run: each run pays the server's start-up, as a command does."""
+    from posestudio.calibration.detect_recordings import detect_sources
 
-    return detect_sources(videos, board, progress=None)[0]
+    try:
+        return detect_sources(videos, board, progress=None)[0]
+    finally:
+        _stop_fork_server()
 
 
 def timed(fn) -> Run:

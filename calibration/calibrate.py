@@ -7,23 +7,15 @@ and its :class:`~.report.CalibrationReport`.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from posestudio.capture.read_ahead import read_ahead
-from posestudio.capture.sources import FrameSource, SourceError
+from posestudio.capture.sources import FrameSource
 from posestudio.core.arrays import FloatArray, IntArray
 from posestudio.core.camera import CAMERA_MODELS, Camera
 from posestudio.core.rig import CameraRig
@@ -31,7 +23,8 @@ from posestudio.core.rotations import matrix_to_rodrigues, rodrigues_to_matrix
 
 from .board import BoardSpec
 from .board_diagnose import MAX_FRAMES, summarise_board_mismatch
-from .detect import CameraDetections, detect_in_frames
+from .detect import CameraDetections
+from .detect_recordings import Progress, detect_sources, stderr_progress
 from .errors import CalibrationFailure, CalibrationInputError
 from .extrinsics_init import ExtrinsicInit, initialise_extrinsics
 from .intrinsics import IntrinsicsResult, board_poses, calibrate_intrinsics
@@ -62,16 +55,8 @@ from .world_frame import (
 if TYPE_CHECKING:
     from .bundle_adjust import AdjustmentOptions, AdjustmentResult, Observations
 
-Progress = Callable[[str], None]
-
 #: ``CalibrationOptions.sync``: solve each camera's time offset, or trust the frame pairing.
 SYNC_MODES = ("estimate", "index")
-#: Frames each recording is decoded ahead of its detection (see ``detect_sources``).
-READ_AHEAD_FRAMES = 3
-
-
-def _stderr_progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -91,7 +76,7 @@ class CalibrationOptions:
         refine_intrinsics: refine intrinsics in the global adjustment.
         fps: frame rate for converting offsets to seconds (None: from the videos, else 30).
         seed: seed for every sampled choice.
-        workers: parallel detection threads, one recording each (0: one per core).
+        workers: recordings detected at once, one per worker (0: one per core; see ``detect_recordings``).
 
     ``posestudio calibrate`` reads its defaults from here.
     """
@@ -129,92 +114,6 @@ class CalibrationResult:
 
 
 # --------------------------------------------------------------------------- detection
-def detection_workers(n_recordings: int, workers: int = 0) -> int:
-    """Threads for detecting in ``n_recordings`` recordings: ``workers`` (0: one per core this
-    process may use), never more than there are recordings."""
-    if workers < 0:
-        raise CalibrationInputError(f"workers must be 0 (one per core) or more, got {workers}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n_recordings, workers or cores))
-
-
-@contextmanager
-def _opencv_threads(n: int) -> Iterator[None]:
-    """OpenCV's own thread count set to ``n`` inside the block (process-wide), restored after."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
-def detect_sources(paths: list[Path], board: BoardSpec, workers: int = 0,
-                   progress: Progress | None = _stderr_progress) -> tuple[list[CameraDetections], float | None]:
-    """Detect the board in every frame of every recording, recordings in parallel.
-
-    ``workers`` threads (0: one per usable core, at most one per recording) each take one
-    recording at a time and stream its frames through the detector, each recording decoded by a
-    thread of its own ``READ_AHEAD_FRAMES`` frames ahead (:func:`~posestudio.capture.read_ahead.read_ahead`):
-    memory stays bounded by a few decoded frames per thread plus the detections (a few kB per board
-    view), whatever the number or length of the recordings. Decoding and detection run in FFmpeg
-    and OpenCV, which release the GIL, so the threads use the cores; OpenCV's own thread pool is
-    set to one thread meanwhile (with two levels of threads on few cores, measured 1.3x slower).
-    One recording keeps OpenCV's threads.
-
-    Returns:
-        ``(detections per camera in input order, fps of the first video or None)``.
-    Raises:
-        CalibrationInputError: unreadable inputs, duplicate camera names, unequal frame counts.
-    """
-    try:
-        sources = [FrameSource.open(p) for p in paths]
-    except SourceError as exc:
-        raise CalibrationInputError(str(exc)) from None
-    names = [s.name for s in sources]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise CalibrationInputError(f"two inputs give the same camera name {dup}: camera names come from the "
-                                    "file or folder stem and must be unique")
-    t0 = time.perf_counter()
-    n_workers = detection_workers(len(sources), workers)
-    if progress:
-        progress(f"detecting the board in {len(sources)} recordings ({n_workers} threads)")
-    finished, frames_read, last_said = [0], [0], [t0]
-    lock = threading.Lock()
-
-    def counted(src: FrameSource) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        """The recording's frames, with a progress line at most every 10 s over all threads."""
-        for item in read_ahead(src.frames(gray=True), READ_AHEAD_FRAMES):
-            with lock:
-                frames_read[0] += 1
-                now = time.perf_counter()
-                if progress and now - last_said[0] >= 10.0:
-                    last_said[0] = now
-                    progress(f"  detecting: {frames_read[0]} frames read ({now - t0:.0f} s)")
-            yield item
-
-    def run(src: FrameSource) -> CameraDetections:
-        det = detect_in_frames(src.name, counted(src), board)
-        with lock:
-            finished[0] += 1
-            if progress:
-                progress(f"  {det.name}: board in {len(det.observations)}/{det.n_frames} frames "
-                         f"({finished[0]}/{len(sources)} recordings, {time.perf_counter() - t0:.0f} s)")
-        return det
-
-    if n_workers == 1:
-        dets = [run(src) for src in sources]
-    else:
-        with _opencv_threads(1), ThreadPoolExecutor(max_workers=n_workers) as pool:
-            dets = list(pool.map(run, sources))
-    counts = {d.name: d.n_frames for d in dets}
-    if len(set(counts.values())) > 1:
-        listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
-        raise CalibrationInputError(
-            f"the recordings have different frame counts ({listing}); frames are paired by index, so every "
-            "camera must have the same number of frames (trim the longer recordings to the common span)")
-    return dets, next((s.fps() for s in sources if s.is_video), None)
 
 
 def camera_list(names: list[str], limit: int = 8) -> str:
@@ -464,7 +363,7 @@ def _place_world(cams: list[Camera], board_to_world: dict[int, tuple[FloatArray,
 
 # --------------------------------------------------------------------------- main entry points
 def calibrate_rig(paths: list[str | Path], board: BoardSpec, options: CalibrationOptions | None = None,
-                  progress: Progress | None = _stderr_progress) -> CalibrationResult:
+                  progress: Progress | None = stderr_progress) -> CalibrationResult:
     """Calibrate a rig from one recording (video or image folder) per camera."""
     options = options or CalibrationOptions()
     options.check()
@@ -484,7 +383,7 @@ def calibrate_rig(paths: list[str | Path], board: BoardSpec, options: Calibratio
 
 def calibrate_from_detections(dets: list[CameraDetections], board: BoardSpec,
                               options: CalibrationOptions | None = None, fps: float | None = None,
-                              progress: Progress | None = _stderr_progress,
+                              progress: Progress | None = stderr_progress,
                               paths: list[Path] | None = None) -> CalibrationResult:
     """Calibrate from board detections (one :class:`CameraDetections` per camera).
 

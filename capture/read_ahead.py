@@ -1,10 +1,9 @@
 """Frames decoded in a background thread a few frames ahead of their consumer.
 
 Decoding (FFmpeg, OpenCV) releases the GIL, so a recording's next frames can be decoded on one core
-while the current one is processed on another. Calibration's detection runs one thread per core,
+while the current one is processed on another. Calibration's detection runs one worker per core,
 each taking one recording at a time; with read-ahead the last recording still running when the
-others are done uses two cores, not one, and a detection thread that waits for the GIL leaves its
-core to a decoder.
+others are done uses two cores, not one.
 """
 
 from __future__ import annotations

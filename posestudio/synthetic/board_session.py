@@ -23,7 +23,6 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import cv2
@@ -35,6 +34,7 @@ from posestudio.calibration.board import BoardSpec, board_to_dict
 from posestudio.core.arrays import FloatArray
 from posestudio.core.rig import CameraRig
 from posestudio.core.rotations import matrix_to_rodrigues
+from posestudio.core.worker_processes import worker_context
 
 from .board_render import CameraRenderer, FrameInfo, make_board_texture
 from .board_trajectory import BoardTrajectory, board_trajectory
@@ -198,11 +198,7 @@ def render_take(rig: CameraRig, board: BoardSpec, trajectory: BoardTrajectory, s
     if workers <= 1 or len(rig) == 1:
         return [_render_camera(i, rig, board, trajectory, settings, outs[i], video) for i in range(len(rig))]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # Not fork: a process that already runs OpenCV or BLAS thread pools can deadlock in a forked
-    # child. forkserver forks from a clean server process (a caller's script needs the usual
-    # ``if __name__ == "__main__"`` guard, as with spawn).
-    method = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) as pool:
         futures = [pool.submit(_render_camera, i, rig, board, trajectory, settings, outs[i], video, threads)
                    for i in range(len(rig))]
         return [fut.result() for fut in futures]
