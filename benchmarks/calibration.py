@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="rig-size sweep: seconds each tool may take on one rig size (default 900)")
     ap.add_argument("--aniposelib-max-cameras", type=int, default=0,
                     help="rig-size sweep: skip aniposelib above this many cameras (0: never skip)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0],
+                    help="seed of the rendered take (default 0); the rig-size sweep takes several, e.g. 0 1 2: the "
+                         "sweep once per seed, then the errors per rig size averaged over them")
     ap.add_argument("--offsets-ms", default="0,3,-5,8", help="true time offsets per camera, ms")
     ap.add_argument("--caliscope", type=Path, default=CALISCOPE, help="caliscope_session folder")
     ap.add_argument("--skip-aniposelib", action="store_true")
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             offs = (offs + [0.0] * args.cameras)[: args.cameras]
             t0 = time.perf_counter()
             take = args.out / "take"
-            write_synthetic_session(take, n_cameras=args.cameras, n_frames=args.frames, seed=args.seed,
+            write_synthetic_session(take, n_cameras=args.cameras, n_frames=args.frames, seed=args.seed[0],
                                     time_offsets_s=offs, board=studio_board())
             print(f"rendered the synthetic take in {time.perf_counter() - t0:.1f} s: {take}")
         truth = CameraRig.load(take / "truth_rig.toml")

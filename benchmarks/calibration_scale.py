@@ -13,6 +13,11 @@ those detections, and its errors against the true rig. aniposelib (its own detec
 runs on the same videos in another fresh process, with a time limit; the table says where it fails
 or is skipped, and why.
 
+With several ``--seed`` values the sweep runs once per seed, each drawing its own rigs and board
+path, and then prints the errors per rig size averaged over the seeds: one draw's rig of 32 cameras
+can hold worse-placed cameras than another draw's rig of 16, which says nothing of how accuracy
+scales.
+
 Wall time per camera-frame is the total (detection + calibration) divided by cameras x frames; the
 CPU time of the same (all threads, ``resource.getrusage``, detection's worker processes included) is
 printed too, as a machine shared with
@@ -199,18 +204,48 @@ def _row(label: str, n: int, frames: int, r: dict) -> str:
 
 
 def main(cameras: list[int], args: argparse.Namespace) -> int:
-    """The sweep over rig sizes (``benchmarks.calibration`` hands over its parsed arguments)."""
+    """The sweep over rig sizes (``benchmarks.calibration`` hands over its parsed arguments), once per
+    seed of ``--seed``; with several seeds, then the errors per rig size averaged over them."""
+    by_seed = {seed: _sweep(cameras, args, seed) for seed in args.seed}
+    if len(by_seed) > 1:
+        _across_seeds(by_seed)
+    return 0
+
+
+def _across_seeds(by_seed: dict[int, dict[int, dict]]) -> None:
+    """Mean errors per rig size over the seeds (each seed draws its own rigs and board path), and the
+    accuracy target on those means."""
+    sizes = sorted(set.intersection(*(set(ok) for ok in by_seed.values())))
+    if len(sizes) < 2:
+        return
+    print(f"\n== mean over seeds {', '.join(map(str, by_seed))} (rig sizes every seed solved)")
+    print(f"{'cams':>5}{'focal %':>9}{'pp px':>8}{'centre mm':>10}{'rot deg':>9}   per seed: focal %")
+    means = {}
+    for n in sizes:
+        means[n] = {k: sum(by_seed[s][n]["mean"][k] for s in by_seed) / len(by_seed) for k in KEYS}
+        m = means[n]
+        print(f"{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}{m['center_error_mm']:>10.2f}"
+              f"{m['rotation_error_deg']:>9.3f}   " + " ".join(f"{by_seed[s][n]['mean']['focal_error_pct']:.3f}"
+                                                             for s in by_seed))
+    hi, second = sizes[-1], sizes[-2]
+    worse = [k for k in KEYS if means[hi][k] > means[second][k]]
+    print(f"target on the means over seeds: errors at {hi} cameras no worse than at {second}: "
+          f"{'met' if not worse else 'MISSED (' + ', '.join(worse) + ')'}")
+
+
+def _sweep(cameras: list[int], args: argparse.Namespace, seed: int) -> dict[int, dict]:
+    """One seed's sweep, printed; PoseStudio's results per rig size it solved."""
     frames = args.frames or 240
     size = args.size
     out = args.out / "scale"
     load = os.getloadavg()
     print(f"calibration at scale: {args.layout} layout, {frames} frames a camera at {size[0]}x{size[1]}, seed "
-          f"{args.seed}, random sub-frame time offsets; {os.cpu_count()} cores, detection workers "
+          f"{seed}, random sub-frame time offsets; {os.cpu_count()} cores, detection workers "
           f"{args.workers or 'one per core'}; load average at start {load[0]:.2f}")
     results = []
     for n in cameras:
-        take = take_folder(out, args.layout, n, frames, size, args.seed)
-        t = render(take, args.layout, n, frames, size, args.seed)
+        take = take_folder(out, args.layout, n, frames, size, seed)
+        t = render(take, args.layout, n, frames, size, seed)
         if t:
             print(f"  rendered {take} in {t:.0f} s", flush=True)
         ps = _in_fresh_process("posestudio", take, args.workers, args.timeout,
@@ -266,7 +301,7 @@ def main(cameras: list[int], args: argparse.Namespace) -> int:
         if ps.get("halves"):
             _print_halves(n, ps["halves"])
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
-    return 0
+    return ok
 
 
 def _print_halves(n: int, paired: dict) -> None:
