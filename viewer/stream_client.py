@@ -36,6 +36,7 @@ import zmq
 
 from posestudio.core.closing import SocketOwner
 from posestudio.core.errors import InputError
+from posestudio.core.sequence_numbers import SequenceCounter
 from posestudio.core.skeleton_stream import TOPIC, SkeletonFrame, StreamMessageError, decode_frame
 
 #: Malformed messages read past the deadline of one call while more are waiting, at most (a flood of
@@ -77,10 +78,8 @@ class SkeletonSubscriber(SocketOwner):
         self.received = 0
         self.malformed = 0
         self.last_error: str | None = None
-        self.lost = 0
-        self.restarts = 0
         self.skipped = 0
-        self.last_sequence: int | None = None
+        self._sequence = SequenceCounter()
         hwm = (2 if conflate else 100) if hwm is None else hwm
         if hwm < 1:
             raise InputError(f"skeleton subscriber: hwm must be at least 1 message, got {hwm}")
@@ -158,15 +157,18 @@ class SkeletonSubscriber(SocketOwner):
             self.malformed += 1
             self.last_error = str(exc)
             return None
-        self._count_sequence(frame.sequence)
+        self._sequence.count(frame.sequence)
         self.received += 1
         return frame
 
-    def _count_sequence(self, sequence: int) -> None:
-        last = self.last_sequence
-        if last is not None:
-            if sequence > last + 1:
-                self.lost += sequence - last - 1
-            elif sequence <= last:
-                self.restarts += 1
-        self.last_sequence = sequence
+    @property
+    def lost(self) -> int:
+        return self._sequence.lost
+
+    @property
+    def restarts(self) -> int:
+        return self._sequence.restarts
+
+    @property
+    def last_sequence(self) -> int | None:
+        return self._sequence.last

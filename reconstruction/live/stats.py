@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from posestudio.capture.clock_sync import NodeClockStatus
+from posestudio.core.sequence_numbers import SequenceCounter
 
 from ..frame_sets import FrameSetStats
 
@@ -42,33 +43,36 @@ class CameraCounters:
 
     Attributes:
         frames: messages decoded for this camera.
-        dropped: frames the node numbered but the server never received (sequence gaps).
-        restarts: times the sequence went back (a restarted node).
         waiting_for_clock: frames dropped because the camera's clock is registered but has no model yet.
         node_time: frames taken on the node's clock as is (no clock registered; see the server's docstring).
         decode_errors: frames whose image could not be decoded (processing thread; the view is missing).
-        last_sequence: the last sequence number seen (None before the first).
+        sequence: the frames' sequence numbers: ``dropped`` (frames the node numbered but the server
+            never received), ``restarts`` (times the sequence went back: a restarted node) and
+            ``last_sequence`` read from it.
     """
 
     frames: int = 0
-    dropped: int = 0
-    restarts: int = 0
     waiting_for_clock: int = 0
     node_time: int = 0
     decode_errors: int = 0
-    last_sequence: int | None = None
+    sequence: SequenceCounter = field(default_factory=SequenceCounter)
 
     def saw(self, sequence: int) -> bool:
         """Count a frame numbered ``sequence``: gaps are drops, a step back a restart (returns True)."""
         self.frames += 1
-        last, self.last_sequence = self.last_sequence, sequence
-        if last is None:
-            return False
-        if sequence <= last:
-            self.restarts += 1
-            return True
-        self.dropped += sequence - last - 1
-        return False
+        return self.sequence.count(sequence)
+
+    @property
+    def dropped(self) -> int:
+        return self.sequence.lost
+
+    @property
+    def restarts(self) -> int:
+        return self.sequence.restarts
+
+    @property
+    def last_sequence(self) -> int | None:
+        return self.sequence.last
 
 
 @dataclass
