@@ -24,9 +24,10 @@ layout, 120 frames (small boards, oblique views); and the real caliscope session
 present. All 1280 x 720.
 
 Per take and detector: wall and CPU milliseconds per camera-frame (all threads of this process
-and of the worker processes and fork server, decoding included), the corners found, and, on rendered takes, the distance of each corner found from the
-renderer's true corner pixel (``truth.json``; median and 99th percentile, pixels); then per take
-the speed-up and how the corners found now differ from those found before.
+and of the worker processes and fork server, decoding included), the corners found, and, on
+rendered takes, the distance of each corner found from the renderer's true corner pixel
+(``truth.json``; median and 99th percentile, pixels); then per take the speed-up and how the
+corners found now differ from those found before.
 """
 
 from __future__ import annotations

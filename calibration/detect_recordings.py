@@ -257,6 +257,8 @@ class _Session:
         def helper() -> None:
             try:
                 self._detect_while_left(shared)
+            except _Stopped:
+                pass  # another worker failed; its exception is the one raised
             except BaseException as exc:  # raised in the calling thread below
                 errors.append(exc)
                 shared.stop.value = 1
@@ -276,7 +278,6 @@ class _Session:
         finally:
             for thread in threads:
                 thread.join()
-        errors = [e for e in errors if not isinstance(e, _Stopped)] or errors
         if errors:
             raise errors[0]
 
