@@ -109,9 +109,10 @@ def same_cameras_in_halves(dets: list, board, fps: float | None, truth: CameraRi
             "cameras": len(names)}
 
 
-def run_posestudio(take: Path, workers: int, halves: bool = False) -> dict:
+def run_posestudio(take: Path, workers: int, halves: bool = False, views_alike: bool = False) -> dict:
     """PoseStudio on one take (in this process): detection, calibration, errors, peak RSS; with
-    ``halves`` also :func:`same_cameras_in_halves` (after the timed part)."""
+    ``halves`` also :func:`same_cameras_in_halves`, with ``views_alike`` also the calibration with
+    every board view weighed alike (``CalibrationOptions.weigh_views`` off; both after the timed part)."""
     from posestudio.calibration.board import load_board
     from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
     from posestudio.calibration.compare import score_against_truth
@@ -130,16 +131,26 @@ def run_posestudio(take: Path, workers: int, halves: bool = False) -> dict:
     sc = score_against_truth(res.rig, truth)
     rep = res.report
     paired = same_cameras_in_halves(dets, board, fps, truth, sc["cameras"]) if halves else None
-    return {"ok": True, "halves": paired, "detection_s": t_det, "calibration_s": t_cal, "seconds": t_det + t_cal,
+    alike = None
+    if views_alike:
+        alike_sc = score_against_truth(calibrate_from_detections(
+            dets, board, CalibrationOptions(weigh_views=False), fps=fps, progress=None).rig, truth)
+        alike = {"mean": alike_sc["mean"], "worst": _worst(alike_sc)}
+    return {"ok": True, "halves": paired, "alike": alike, "detection_s": t_det, "calibration_s": t_cal, "seconds": t_det + t_cal,
             "detection_cpu_s": c_det, "calibration_cpu_s": c_cal,
             "frames": dets[0].n_frames, "board_views": sum(len(d.observations) for d in dets),
             "corners": rep.adjustment.corners if rep.adjustment else 0,
             "board_poses": rep.adjustment.board_poses if rep.adjustment else 0,
             "reprojection_rms_px": rep.reprojection_rms_px, "stages": rep.timing_s.stages(),
             "ba_iterations": rep.adjustment.iterations if rep.adjustment else 0,
-            "mean": sc["mean"], "worst": {k: max(c[k] for c in sc["cameras"].values()) for k in KEYS},
+            "mean": sc["mean"], "worst": _worst(sc),
             "peak_rss_mb": _peak_rss_mb() + sum(usage.worker_peak_rss_mb),
             "worker_peak_rss_mb": usage.worker_peak_rss_mb, "tree_depth": _tree_depth(rep)}
+
+
+def _worst(scores: dict) -> dict[str, float]:
+    """The worst camera's value of each error in :func:`score_against_truth`'s ``scores``."""
+    return {k: max(c[k] for c in scores["cameras"].values()) for k in KEYS}
 
 
 def _tree_depth(report) -> int:
@@ -169,14 +180,16 @@ def run_aniposelib(take: Path) -> dict:
     if res.ok:
         sc = score_against_truth(res.rig, truth)
         out["mean"] = sc["mean"]
-        out["worst"] = {k: max(c[k] for c in sc["cameras"].values()) for k in KEYS}
+        out["worst"] = _worst(sc)
     return out
 
 
-def _in_fresh_process(tool: str, take: Path, workers: int, timeout_s: float, halves: bool = False) -> dict:
+def _in_fresh_process(tool: str, take: Path, workers: int, timeout_s: float, halves: bool = False,
+                      views_alike: bool = False) -> dict:
     """Run one tool on one take in a new Python process (own peak RSS); its JSON result."""
     cmd = [sys.executable, "-m", "benchmarks.calibration_scale", "--worker", tool, str(take), "--workers", str(workers)]
     cmd += ["--halves"] if halves else []
+    cmd += ["--views-alike"] if views_alike else []
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
@@ -203,6 +216,12 @@ def _row(label: str, n: int, frames: int, r: dict) -> str:
             f"{r['peak_rss_mb']:>9.0f}")
 
 
+def _errors_row(label: str, n: int, m: dict[str, float]) -> str:
+    """A table row of mean errors only (a variant solved from the same detections, untimed)."""
+    return (f"{label:<22}{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}"
+            f"{m['center_error_mm']:>10.2f}{m['rotation_error_deg']:>9.3f}")
+
+
 def main(cameras: list[int], args: argparse.Namespace) -> int:
     """The sweep over rig sizes (``benchmarks.calibration`` hands over its parsed arguments), once per
     seed of ``--seed``; with several seeds, then the errors per rig size averaged over them."""
@@ -227,6 +246,11 @@ def _across_seeds(by_seed: dict[int, dict[int, dict]]) -> None:
         print(f"{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}{m['center_error_mm']:>10.2f}"
               f"{m['rotation_error_deg']:>9.3f}   " + " ".join(f"{by_seed[s][n]['mean']['focal_error_pct']:.3f}"
                                                              for s in by_seed))
+    if all(by_seed[s][n].get("alike") for s in by_seed for n in sizes):
+        for n in sizes:
+            alike = {k: sum(by_seed[s][n]["alike"]["mean"][k] for s in by_seed) / len(by_seed) for k in KEYS}
+            print(f"{n:>5}{alike['focal_error_pct']:>9.3f}{alike['principal_point_error_px']:>8.2f}"
+                  f"{alike['center_error_mm']:>10.2f}{alike['rotation_error_deg']:>9.3f}   (views weighed alike)")
     hi, second = sizes[-1], sizes[-2]
     worse = [k for k in KEYS if means[hi][k] > means[second][k]]
     print(f"target on the means over seeds: errors at {hi} cameras no worse than at {second}: "
@@ -249,7 +273,7 @@ def _sweep(cameras: list[int], args: argparse.Namespace, seed: int) -> dict[int,
         if t:
             print(f"  rendered {take} in {t:.0f} s", flush=True)
         ps = _in_fresh_process("posestudio", take, args.workers, args.timeout,
-                               halves=args.halves and n == max(cameras))
+                               halves=args.halves and n == max(cameras), views_alike=args.views_alike)
         print(f"  {n} cameras: PoseStudio {'%.1f s' % ps['seconds'] if ps.get('ok') else 'FAILED: ' + ps['failure']}",
               flush=True)
         if args.skip_aniposelib:
@@ -270,6 +294,8 @@ def _sweep(cameras: list[int], args: argparse.Namespace, seed: int) -> dict[int,
     print("-" * len(head))
     for n, ps, ani in results:
         print(_row("PoseStudio", n, frames, ps))
+        if ps.get("alike"):
+            print(_errors_row("  views weighed alike", n, ps["alike"]["mean"]))
         print(_row(f"aniposelib {ani.get('version', '')}".strip(), n, frames, ani))
     print()
     for n, ps, _ in results:
@@ -326,8 +352,9 @@ def _worker(argv: list[str]) -> int:
     ap.add_argument("take", type=Path)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--halves", action="store_true")
+    ap.add_argument("--views-alike", action="store_true")
     a = ap.parse_args(argv)
-    res = run_posestudio(a.take, a.workers, a.halves) if a.worker == "posestudio" else run_aniposelib(a.take)
+    res = run_posestudio(a.take, a.workers, a.halves, a.views_alike) if a.worker == "posestudio" else run_aniposelib(a.take)
     print(json.dumps(res))
     return 0
 

@@ -11,8 +11,9 @@ Solver: Levenberg-Marquardt with a Huber loss (iteratively reweighted, :mod:`pos
 analytic per-corner Jacobian blocks (:mod:`.projection_jacobian`) summed straight into the blocks
 of the normal equations, the board poses eliminated by a Schur complement and the reduced camera
 system solved densely (:mod:`.normal_equations`); after each joint step every board pose takes one
-more Gauss-Newton step alone. The gauge (world frame) is fixed by holding the reference camera's
-pose. The time model (motion stencils, offset uncertainties) is :mod:`.time_offsets`.
+more Gauss-Newton step alone. Between outlier rounds each board view is weighed by its corners'
+noise, as its residuals show it (:mod:`.view_noise`). The gauge (world frame) is fixed by holding
+the reference camera's pose. The time model (motion stencils, offset uncertainties) is :mod:`.time_offsets`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .normal_equations import (
 )
 from .projection_jacobian import N_INTRINSICS, corner_residuals
 from .time_offsets import motion_stencils
+from .view_noise import robust_sigma, view_precisions
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Observations:
         corner: ``(N, 3)`` board-frame corner position, metres.
         pixel: ``(N, 2)`` detected position, pixels.
         frame: ``(N,)`` source frame index; corner_id: ``(N,)`` corner id (for reports).
+        precision: ``(N,)`` relative weight of the corner, its view's noise variance over the
+            typical corner's inverted (:func:`.view_noise.view_precisions`; 1 until estimated).
     """
 
     camera: IntArray
@@ -64,6 +68,7 @@ class Observations:
     pixel: FloatArray
     frame: IntArray
     corner_id: IntArray
+    precision: FloatArray
 
     def __len__(self) -> int:
         return len(self.camera)
@@ -107,7 +112,7 @@ class Observations:
         cid = np.concatenate(cols["corner_id"]).astype(np.int64)
         return cls(cam, pose, stencils.prev[pose], stencils.next[pose], stencils.weights[pose], corners[cid],
                    np.concatenate(cols["pixel"]).astype(np.float64),
-                   np.concatenate(cols["frame"]).astype(np.int64), cid)
+                   np.concatenate(cols["frame"]).astype(np.int64), cid, np.ones(len(cid)))
 
 
 @dataclass
@@ -146,6 +151,9 @@ class AdjustmentOptions:
             round are dropped and the problem is solved again, with the Huber threshold lowered to
             2.5 robust sigma (within [0.3, huber_px]).
         rounds: solves in all (outlier rejection between them).
+        weigh_views: between rounds, also weigh each board view by its corners' noise as its
+            residuals show it (:func:`.view_noise.view_precisions`; the Huber loss is then taken of
+            residuals scaled to the typical corner's noise).
         standard_deviations: compute every camera unknown's standard deviation at the solution
             (:attr:`AdjustmentResult.camera_std`; one more reduction of the normal equations, so
             only for the solution that is kept; NaN otherwise).
@@ -161,6 +169,7 @@ class AdjustmentOptions:
     outlier_px: float = 1.0
     rounds: int = 3
     standard_deviations: bool = False
+    weigh_views: bool = True
 
 
 @dataclass
@@ -255,6 +264,14 @@ class _Evaluator:
         """``(N, 2)`` reprojection residuals, pixels."""
         return self._evaluate(p, False)[0]
 
+    def whitened_norms(self, r: FloatArray) -> FloatArray:
+        """``(N,)`` residual norms of ``r`` ``(N, 2)`` scaled to the typical corner's noise, pixels."""
+        return np.linalg.norm(r, axis=1) * np.sqrt(self.obs.precision)
+
+    def weights(self, r: FloatArray, huber: float) -> FloatArray:
+        """``(N,)`` IRLS weights of residuals ``r`` ``(N, 2)``: precision times the Huber weight."""
+        return self.obs.precision * huber_weights(self.whitened_norms(r), huber)
+
     def normal_equations(self, p: RigParameters, weight: FloatArray) -> NormalEquations:
         """The blocks of ``J^T W J`` and ``J^T W r`` at ``p`` with per-corner weights ``(N,)``."""
         r, jac = self._evaluate(p, True)
@@ -269,7 +286,7 @@ def _refine_poses(ev: _Evaluator, p: RigParameters, huber: float) -> RigParamete
     6 x 6 system per pose.
     """
     r, jac = ev._evaluate(p, True, pose_only=True)
-    w = huber_weights(np.linalg.norm(r, axis=1), huber)
+    w = ev.weights(r, huber)
     jt = jac.pose.transpose(0, 2, 1)  # (N, 6, 2), the corner's own frame
     h_obs = (jt * w[:, None, None]) @ jac.pose
     g_obs = (jt @ (r * w[:, None])[:, :, None])[:, :, 0]
@@ -298,7 +315,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, camera_free: BoolArra
 
     def cost_of(params: RigParameters) -> tuple[float, FloatArray]:
         r = ev.residuals(params)
-        e = np.linalg.norm(r, axis=1)
+        e = ev.whitened_norms(r)
         prior = 0.5 * prior_w * float(np.sum(params.offsets ** 2))
         return huber_cost(e, opts.huber_px) + prior, r
 
@@ -308,8 +325,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, camera_free: BoolArra
     it = 0
     ne = None
     for it in range(1, opts.max_iterations + 1):
-        w = huber_weights(np.linalg.norm(r, axis=1), opts.huber_px)
-        ne = ev.normal_equations(p, w)
+        ne = ev.normal_equations(p, ev.weights(r, opts.huber_px))
         ne.h_cc[offset_free, OFFSET_COLUMN, OFFSET_COLUMN] += prior_w
         ne.g_c[offset_free, OFFSET_COLUMN] += prior_w * p.offsets[offset_free]
         improved = False
@@ -336,7 +352,7 @@ def _levenberg_marquardt(ev: _Evaluator, p: RigParameters, camera_free: BoolArra
             break
         if converged:
             break
-    e = np.linalg.norm(r, axis=1)
+    e = ev.whitened_norms(r)
     dof = max(2 * len(e) - int(camera_free.sum()) - p.poses.size, 1)
     sigma2 = float(np.sum(huber_weights(e, opts.huber_px) * e**2) / dof)
     return p, it, converged, ne, sigma2
@@ -358,8 +374,7 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
         if rnd == opts.rounds - 1:
             break
         err = np.linalg.norm(ev.residuals(params), axis=1)
-        # The error norm of 2D Gaussian noise is Rayleigh distributed: median = 1.1774 sigma.
-        sigma = float(np.median(err)) / 1.1774
+        sigma = robust_sigma(err)
         thresh = max(opts.outlier_px, 4.5 * sigma)
         huber = float(np.clip(2.5 * sigma, 0.3, opts.huber_px))
         bad = err > thresh
@@ -367,6 +382,9 @@ def adjust(obs: Observations, params: RigParameters, opts: AdjustmentOptions) ->
                                 round(float(err[i]), 2), thresh) for i in np.flatnonzero(bad))
         if bad.any():
             obs = obs.subset(~bad)
+            err = err[~bad]
+        if opts.weigh_views:
+            obs = replace(obs, precision=view_precisions(obs.camera * len(params.poses) + obs.pose, err))
     ev = _Evaluator(obs, params, neighbours)
     r = ev.residuals(params)
     camera_std = np.full(free.shape, np.nan)

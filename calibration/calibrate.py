@@ -77,6 +77,8 @@ class CalibrationOptions:
         fps: frame rate for converting offsets to seconds (None: from the videos, else 30).
         seed: seed for every sampled choice.
         workers: recordings detected at once, one per worker (0: one per core; see ``detect_recordings``).
+        weigh_views: weigh each board view by how noisy its corners are (:mod:`.view_noise`);
+            False: every corner alike.
 
     ``posestudio calibrate`` reads its defaults from here.
     """
@@ -91,6 +93,7 @@ class CalibrationOptions:
     fps: float | None = None
     seed: int = 0
     workers: int = 0
+    weigh_views: bool = True
 
     def check(self) -> None:
         """Raise :class:`CalibrationInputError` naming an option whose value cannot be used."""
@@ -270,7 +273,8 @@ def _adjust(dets: list[CameraDetections], board: BoardSpec, intr: list[Intrinsic
     # are not solved without the offsets first: with a lag left unmodelled the residuals are
     # systematic, Gauss-Newton crawls (30 iterations at 16-32 cameras) towards a biased optimum the
     # offsets' stage then has to undo; solved together they converge in about 10 to the same rig.
-    stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=1)]
+    stages = [AdjustmentOptions(refine_intrinsics=False, estimate_offsets=False, reference_camera=init.root, rounds=1,
+                                weigh_views=options.weigh_views)]
     if refine or options.sync == "estimate":
         # The first stage only starts the next one: with each camera's own intrinsics held, its
         # last iterations crawl on residuals the joint stage explains (28 on a 6-camera ring with
@@ -278,7 +282,7 @@ def _adjust(dets: list[CameraDetections], board: BoardSpec, intr: list[Intrinsic
         stages[0] = replace(stages[0], tolerance=1e-4)
         # Outliers are only decided in the last stage (its model is the best one).
         stages.append(AdjustmentOptions(refine_intrinsics=refine, estimate_offsets=options.sync == "estimate",
-                                        reference_camera=init.root, rounds=2))
+                                        reference_camera=init.root, rounds=2, weigh_views=options.weigh_views))
     # The kept solution's uncertainties are worked out once, by the last stage.
     stages[-1] = replace(stages[-1], standard_deviations=True)
     res = None

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=CAMERA_MODELS, default=d.model, help=f"lens model (default {d.model})")
     p.add_argument("--fps", type=float, default=d.fps, help="frame rate (default: from the videos, else 30)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed for sampled choices (default {d.seed})")
+    p.add_argument("--views-alike", dest="weigh_views", action="store_false", default=d.weigh_views,
+                   help="weigh every board view alike (default: each view by its corners' noise)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=run)
 
@@ -55,7 +57,7 @@ def options_from_args(args: argparse.Namespace) -> CalibrationOptions:
     fixed = CameraRig.load(args.fix_intrinsics) if args.fix_intrinsics else None
     return CalibrationOptions(model=args.model, sync=args.sync, origin_frame=args.origin_frame,
                               scene_points=args.scene_points, intrinsics_only=args.intrinsics_only,
-                              fixed_intrinsics=fixed, fps=args.fps, seed=args.seed)
+                              fixed_intrinsics=fixed, fps=args.fps, seed=args.seed, weigh_views=args.weigh_views)
 
 
 def run(args: argparse.Namespace) -> int:
