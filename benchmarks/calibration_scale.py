@@ -208,18 +208,21 @@ def _row(label: str, n: int, frames: int, r: dict) -> str:
         if r.get("failure", "").startswith("skipped"):
             return f"{label:<22}{n:>5}  {r['failure']}"
         return f"{label:<22}{n:>5}  FAILED after {r.get('seconds', 0):.0f} s: {r.get('failure', '')}"
-    m = r["mean"]
     det = f"{r['detection_s']:>7.1f}" if "detection_s" in r else f"{'-':>7}"
     per = r["seconds"] / (n * frames) * 1000
-    return (f"{label:<22}{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}"
-            f"{m['center_error_mm']:>10.2f}{m['rotation_error_deg']:>9.3f}{det}{r['seconds']:>8.1f}{per:>10.2f}"
+    return (f"{label:<22}{n:>5}{_error_columns(r['mean'])}{det}{r['seconds']:>8.1f}{per:>10.2f}"
             f"{r['peak_rss_mb']:>9.0f}")
+
+
+def _error_columns(m: dict[str, float]) -> str:
+    """The four error columns of the tables (focal %, pp px, centre mm, rotation deg)."""
+    return (f"{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}"
+            f"{m['center_error_mm']:>10.2f}{m['rotation_error_deg']:>9.3f}")
 
 
 def _errors_row(label: str, n: int, m: dict[str, float]) -> str:
     """A table row of mean errors only (a variant solved from the same detections, untimed)."""
-    return (f"{label:<22}{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}"
-            f"{m['center_error_mm']:>10.2f}{m['rotation_error_deg']:>9.3f}")
+    return f"{label:<22}{n:>5}{_error_columns(m)}"
 
 
 def main(cameras: list[int], args: argparse.Namespace) -> int:
@@ -242,15 +245,12 @@ def _across_seeds(by_seed: dict[int, dict[int, dict]]) -> None:
     means = {}
     for n in sizes:
         means[n] = {k: sum(by_seed[s][n]["mean"][k] for s in by_seed) / len(by_seed) for k in KEYS}
-        m = means[n]
-        print(f"{n:>5}{m['focal_error_pct']:>9.3f}{m['principal_point_error_px']:>8.2f}{m['center_error_mm']:>10.2f}"
-              f"{m['rotation_error_deg']:>9.3f}   " + " ".join(f"{by_seed[s][n]['mean']['focal_error_pct']:.3f}"
-                                                             for s in by_seed))
+        print(f"{n:>5}{_error_columns(means[n])}   "
+              + " ".join(f"{by_seed[s][n]['mean']['focal_error_pct']:.3f}" for s in by_seed))
     if all(by_seed[s][n].get("alike") for s in by_seed for n in sizes):
         for n in sizes:
             alike = {k: sum(by_seed[s][n]["alike"]["mean"][k] for s in by_seed) / len(by_seed) for k in KEYS}
-            print(f"{n:>5}{alike['focal_error_pct']:>9.3f}{alike['principal_point_error_px']:>8.2f}"
-                  f"{alike['center_error_mm']:>10.2f}{alike['rotation_error_deg']:>9.3f}   (views weighed alike)")
+            print(f"{n:>5}{_error_columns(alike)}   (views weighed alike)")
     hi, second = sizes[-1], sizes[-2]
     worse = [k for k in KEYS if means[hi][k] > means[second][k]]
     print(f"target on the means over seeds: errors at {hi} cameras no worse than at {second}: "

@@ -251,6 +251,8 @@ class _Evaluator:
         self.structure = BlockStructure.build(obs.camera, obs.pose, obs.pose_prev, obs.pose_next,
                                               len(params.intrinsics), len(params.poses), with_neighbours)
         n = len(obs)
+        #: (N,) square root of each corner's precision, scaling its residual to the typical noise
+        self.sqrt_precision = np.sqrt(obs.precision)
         #: (poses, N) indicator: sums per-corner quantities into their board pose
         self.pose_sum = sp.csr_matrix((np.ones(n), (obs.pose, np.arange(n))), shape=(len(params.poses), n))
 
@@ -266,7 +268,7 @@ class _Evaluator:
 
     def whitened_norms(self, r: FloatArray) -> FloatArray:
         """``(N,)`` residual norms of ``r`` ``(N, 2)`` scaled to the typical corner's noise, pixels."""
-        return np.linalg.norm(r, axis=1) * np.sqrt(self.obs.precision)
+        return np.linalg.norm(r, axis=1) * self.sqrt_precision
 
     def weights(self, r: FloatArray, huber: float) -> FloatArray:
         """``(N,)`` IRLS weights of residuals ``r`` ``(N, 2)``: precision times the Huber weight."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from posestudio.calibration.calibrate import CalibrationOptions, calibrate_from_detections
-from posestudio.calibration.view_noise import MAX_PRECISION, MIN_PRECISION, view_precisions
+from posestudio.calibration.view_noise import MAX_PRECISION, MIN_PRECISION, RAYLEIGH_MEDIAN, view_precisions
 from posestudio.cli import build_parser
 from posestudio.commands.calibrate import options_from_args
 from posestudio.synthetic.board_detections import observe, smooth_board_path
@@ -40,8 +40,8 @@ def test_a_view_of_few_corners_is_not_given_an_extreme_weight():
     err = np.concatenate([_residual_norms(rng, 0.2, 500), [3.0, 3.5], [1e-4, 2e-4, 1e-4]])
     view = np.concatenate([np.zeros(500, int), [1, 1], [2, 2, 2]])
     w = view_precisions(view, err)
-    typical_sigma = np.median(err) / 1.1774
-    raw_outlier_view = typical_sigma**2 / (3.25 / 1.1774) ** 2
+    typical_sigma = np.median(err) / RAYLEIGH_MEDIAN
+    raw_outlier_view = typical_sigma**2 / (3.25 / RAYLEIGH_MEDIAN) ** 2
     assert MIN_PRECISION <= w[500] and w[500] > 3 * raw_outlier_view  # shrunk towards typical
     assert w[-1] <= MAX_PRECISION
     assert view_precisions(np.zeros(0, int), np.zeros(0)).shape == (0,)
